@@ -1,0 +1,1 @@
+"""commsrisk: compliance risk scoring for workplace messages."""

@@ -1,0 +1,1 @@
+"""The fine-tuned risk classifier and the base encoder it sits on."""

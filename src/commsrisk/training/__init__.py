@@ -1,0 +1,1 @@
+"""Labeled data, fine-tuning, evaluation and the model registry."""

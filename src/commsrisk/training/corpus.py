@@ -1,0 +1,275 @@
+"""Build the seed corpus from the hand-written messages in data/raw: fill PII, augment, write.
+
+Hand-written messages carry placeholders such as ``{{IBAN}}`` instead of identifiers, because
+check digits are computed, not written: Faker fills them with valid values in each message's
+local format (IBAN mod-97, Luhn cards, GB 11643 resident ids, ISIN check digits we compute).
+A documented share of messages then gets one meaning-preserving variant (PII swap, typos,
+code-switching, chat formatting). A variant keeps its source's conversation id, so it always
+lands in the same split as its source and never inflates held-out scores.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import string
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from faker import Faker
+
+from commsrisk.errors import InvalidInputError
+from commsrisk.schema import RISKS
+
+PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
+LOCALES: dict[str, tuple[str, ...]] = {
+    "en": ("en_US", "en_GB"),
+    "zh": ("zh_CN",),
+    "es": ("es_ES", "es_MX"),
+    "de": ("de_DE", "de_AT", "de_CH"),
+    "fr": ("fr_FR", "fr_BE", "fr_CH"),
+    "ja": ("ja_JP",),
+}
+IBAN_LOCALES = ("de_DE", "fr_FR", "es_ES", "en_GB", "nl_NL", "it_IT")
+WORK_DOMAINS = ("harbourbank.com", "northgate-capital.com", "meridian-am.co.uk", "kestrel-sec.com", "huaxin-sec.cn")
+SIGN_OFFS: dict[str, tuple[str, ...]] = {
+    "en": ("\n\nSent from my iPhone", "\n\n-- \nSent from Outlook for Android", " 👍", " 🙏"),
+    "zh": ("\n\n发自我的iPhone", " 🙏", "[抱拳]", " 谢谢"),
+    "es": ("\n\nEnviado desde mi iPhone", " 👍", " saludos"),
+    "de": ("\n\nVon meinem iPhone gesendet", " 👍", " VG"),
+    "fr": ("\n\nEnvoyé de mon iPhone", " 👍", " bonne journée"),
+    "ja": ("\n\niPhoneから送信", " 🙇", "よろしくお願いします"),
+}
+CODE_SWITCH: dict[str, dict[str, str]] = {
+    "zh": {
+        "客户": "client",
+        "合规": "compliance",
+        "交易": "trade",
+        "报价": "quote",
+        "会议": "meeting",
+        "项目": "project",
+        "老板": "boss",
+        "截图": "screenshot",
+        "邮件": "email",
+        "收益": "return",
+    },
+    "ja": {"顧客": "client", "コンプライアンス": "compliance", "取引": "deal", "会議": "meeting", "資料": "deck"},
+    "es": {"cliente": "client", "reunión": "meeting", "cumplimiento": "compliance", "correo": "email"},
+    "de": {"Kunde": "client", "Besprechung": "meeting", "Kunden": "clients", "Unterlagen": "deck"},
+    "fr": {"client": "client", "réunion": "meeting", "conformité": "compliance", "dossier": "deal"},
+}
+
+
+def iban_is_valid(iban: str) -> bool:
+    """ISO 13616 mod-97 check."""
+    compact = iban.replace(" ", "").upper()
+    rearranged = compact[4:] + compact[:4]
+    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
+
+
+def luhn_is_valid(number: str) -> bool:
+    """Luhn check of a card number (spaces allowed)."""
+    digits = [int(d) for d in number if d.isdigit()]
+    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(reversed(digits)))
+    return total % 10 == 0
+
+
+def cn_resident_id_is_valid(number: str) -> bool:
+    """GB 11643-1999 check digit of an 18-character resident id."""
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
+    if len(number) != 18 or not number[:17].isdigit():
+        return False
+    return "10X98765432"[sum(int(a) * w for a, w in zip(number[:17], weights, strict=True)) % 11] == number[17].upper()
+
+
+def isin_check_digit(body: str) -> str:
+    """The ISIN check digit of an 11-character body (letters expanded to numbers, then Luhn)."""
+    digits = "".join(str(int(ch, 36)) for ch in body)
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 0:
+            d *= 2
+            d = d - 9 if d > 9 else d
+        total += d
+    return str((10 - total % 10) % 10)
+
+
+class PiiFaker:
+    """Fills placeholders with realistic fake values for one message's language."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = random.Random(seed)
+        self.fakers = {loc: Faker(loc) for locs in LOCALES.values() for loc in locs}
+        for loc in IBAN_LOCALES:
+            self.fakers.setdefault(loc, Faker(loc))
+        for i, faker in enumerate(self.fakers.values()):
+            faker.seed_instance(seed + i)
+
+    def _faker(self, lang: str) -> Faker:
+        return self.fakers[self.rng.choice(LOCALES.get(lang, ("en_US",)))]
+
+    def value(self, kind: str, lang: str) -> str:
+        """A fake value for a placeholder kind; unknown kinds are an error."""
+        makers: dict[str, Callable[[], str]] = {
+            "IBAN": lambda: self._iban(),
+            "CARD": lambda: self._card(),
+            "SWIFT": lambda: self.fakers["en_GB"].swift(length=self.rng.choice((8, 11))),
+            "ISIN": lambda: self._isin(),
+            "ACCOUNT": lambda: self._account(lang),
+            "CN_RESIDENT_ID": lambda: self.fakers["zh_CN"].ssn(),
+            "CN_MOBILE": lambda: self.fakers["zh_CN"].phone_number(),
+            "PHONE": lambda: self._faker(lang).phone_number(),
+            "EMAIL": lambda: self._work_email(lang),
+            "PERSONAL_EMAIL": lambda: self._personal_email(lang),
+            "US_SSN": lambda: self.fakers["en_US"].ssn(),
+            "PASSPORT": lambda: self._faker(lang).passport_number(),
+            "DOB": lambda: (
+                self._faker(lang)
+                .date_of_birth(minimum_age=20, maximum_age=85)
+                .strftime("%Y年%m月%d日" if lang in ("zh", "ja") else ("%m/%d/%Y" if lang == "en" else "%d.%m.%Y"))
+            ),
+        }
+        if kind not in makers:
+            raise InvalidInputError(f"unknown placeholder {{{{{kind}}}}}; known: {sorted(makers)}")
+        return makers[kind]()
+
+    def _iban(self) -> str:
+        iban = self.fakers[self.rng.choice(IBAN_LOCALES)].iban()
+        if self.rng.random() < 0.4:
+            iban = " ".join(iban[i : i + 4] for i in range(0, len(iban), 4))
+        return iban
+
+    def _card(self) -> str:
+        number = self.fakers["en_US"].credit_card_number(card_type=self.rng.choice(("visa16", "mastercard", "amex")))
+        if self.rng.random() < 0.5 and len(number) == 16:
+            number = " ".join(number[i : i + 4] for i in range(0, 16, 4))
+        return number
+
+    def _isin(self) -> str:
+        body = self.rng.choice(("US", "DE", "FR", "GB", "CN", "JP", "ES")) + "".join(
+            self.rng.choice(string.digits + string.ascii_uppercase[:6]) for _ in range(9)
+        )
+        return body + isin_check_digit(body)
+
+    def _account(self, lang: str) -> str:
+        length = {"zh": self.rng.choice((16, 19)), "ja": 7, "en": self.rng.choice((8, 10, 12))}.get(lang, 10)
+        return "".join(self.rng.choice(string.digits) for _ in range(length))
+
+    def _work_email(self, lang: str) -> str:
+        faker = self._faker(lang if lang != "zh" else "en")
+        first, last = faker.first_name(), faker.last_name()
+        if lang in ("zh", "ja"):
+            first, last = self.fakers["en_US"].first_name(), self.fakers["en_US"].last_name()
+        local = re.sub(r"[^a-z.]", "", f"{first}.{last}".lower()) or "desk"
+        return f"{local}@{self.rng.choice(WORK_DOMAINS)}"
+
+    def _personal_email(self, lang: str) -> str:
+        if lang == "zh":
+            return f"{self.rng.randint(10_000_000, 2_999_999_999)}@{self.rng.choice(('qq.com', '163.com', '126.com'))}"
+        return self._faker(lang).free_email()
+
+    def fill(self, text: str, lang: str) -> str:
+        """Replace every placeholder in `text` with a fresh fake value."""
+        return PLACEHOLDER.sub(lambda m: self.value(m.group(1), lang), text)
+
+
+def _typos(text: str, rng: random.Random) -> str:
+    """1-3 keyboard slips in words of letters; placeholders stay intact."""
+    words = text.split(" ")
+    candidates = [i for i, w in enumerate(words) if len(w) > 3 and w.isalpha()]
+    for i in rng.sample(candidates, k=min(len(candidates), rng.randint(1, 3))):
+        w = words[i]
+        k = rng.randrange(1, len(w) - 1)
+        op = rng.choice(("swap", "drop", "double"))
+        words[i] = (
+            w[: k - 1] + w[k] + w[k - 1] + w[k + 1 :]
+            if op == "swap"
+            else w[:k] + w[k + 1 :]
+            if op == "drop"
+            else w[:k] + w[k] + w[k:]
+        )
+    out = " ".join(words)
+    return out.lower() if rng.random() < 0.3 else out
+
+
+def _code_switch(text: str, lang: str, rng: random.Random) -> str | None:
+    table = CODE_SWITCH.get(lang, {})
+    hits = [word for word in table if word in text]
+    if not hits:
+        return None
+    for word in rng.sample(hits, k=min(len(hits), 2)):
+        text = text.replace(word, table[word] if lang in ("zh", "ja") else f"{table[word]}", 1)
+    return text
+
+
+def _chat_format(text: str, lang: str, rng: random.Random) -> str:
+    text = text.rstrip("。.!！")
+    return text + rng.choice(SIGN_OFFS.get(lang, SIGN_OFFS["en"]))
+
+
+def read_written(paths: Iterable[Path]) -> list[dict[str, Any]]:
+    """Read the hand-written files; a malformed line stops the build, naming file and line."""
+    rows: list[dict[str, Any]] = []
+    for path in sorted(paths):
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise InvalidInputError(f"{path.name}:{number}: invalid JSON ({err.msg})") from err
+            missing = [k for k in ("message_id", "text", "lang", *RISKS) if k not in row]
+            if missing:
+                raise InvalidInputError(f"{path.name}:{number}: missing {missing}")
+            rows.append(row)
+    return rows
+
+
+def build_corpus(raw_dir: Path, *, seed: int = 7, augment_share: float = 0.4) -> list[dict[str, Any]]:
+    """Filled written messages plus one variant for `augment_share` of them, in a stable order."""
+    rng = random.Random(seed)
+    faker = PiiFaker(seed)
+    written = read_written(raw_dir.glob("*.jsonl"))
+    out: list[dict[str, Any]] = []
+    for row in written:
+        template = row["text"]
+        base = {**row, "text": faker.fill(template, row["lang"]), "origin": "written", "source_id": row["message_id"]}
+        out.append(base)
+        if rng.random() >= augment_share:
+            continue
+        methods = ["typos", "chat_format"] if row["lang"] in ("en", "es", "de", "fr") else ["chat_format"]
+        if PLACEHOLDER.search(template):
+            methods.append("pii_swap")
+        if row["lang"] in CODE_SWITCH and not row.get("mixed_with"):
+            methods.append("code_switch")
+        method = rng.choice(methods)
+        if method == "pii_swap":
+            text: str | None = faker.fill(template, row["lang"])
+        elif method == "typos":
+            text = _typos(faker.fill(template, row["lang"]), rng)
+        elif method == "code_switch":
+            text = _code_switch(faker.fill(template, row["lang"]), row["lang"], rng)
+        else:
+            text = _chat_format(faker.fill(template, row["lang"]), row["lang"], rng)
+        if text is None or text == base["text"]:
+            continue
+        variant = {**row, "text": text, "origin": f"augmented:{method}", "source_id": row["message_id"]}
+        variant["message_id"] = f"{row['message_id']}-{method}"
+        if method == "code_switch":
+            variant["mixed_with"] = "en"
+        out.append(variant)
+    return out
+
+
+def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:
+    """Write rows as UTF-8 JSON Lines; returns the count."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    count = 0
+    with path.open("w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row, ensure_ascii=False) + "\n")
+            count += 1
+    return count

@@ -1,0 +1,254 @@
+"""One training run end to end: split, baselines, fine-tune, calibrate, evaluate, log, register.
+
+Every run is an MLflow run: params, the dataset's digest and counts, per-epoch losses, held-out
+metrics for the fine-tuned model and both baselines side by side, PR curves and confusion
+matrices as PNG, the rejected rows (ids and reasons, no text), and the model itself, registered
+with the alias ``candidate``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+
+from commsrisk.classifier.model import RiskClassifier
+from commsrisk.combiner import RiskCombiner
+from commsrisk.schema import RISKS, Message
+from commsrisk.signals import DEFAULT_SIGNALS, Evidence
+from commsrisk.training.baselines import KeywordLexicon, TfidfLogReg
+from commsrisk.training.data import LabeledData, label_matrix, split_labeled
+from commsrisk.training.evaluate import (
+    ModelEvaluation,
+    best_f1_thresholds,
+    comparison_markdown,
+    evaluate_model,
+    plot_confusion_matrices,
+    plot_pr_curves,
+)
+from commsrisk.training.finetune import FineTuneConfig, fine_tune, save_delta
+from commsrisk.training.registry import CANDIDATE_ALIAS, log_and_register_model, tracking_client
+
+logger = logging.getLogger(__name__)
+
+FINAL_MODEL = "fine-tuned"
+HELD_OUT_ARTIFACT = "held_out/test.parquet"
+
+
+class PiiSource(Protocol):
+    """Anything that finds PII in texts (the nlp step's TextAnalyzer)."""
+
+    def analyze_batch(self, texts: Sequence[str], languages: Sequence[str | None]) -> Sequence[Any]:
+        """One analysis with `.pii` and `.language` per text."""
+        ...
+
+
+@dataclass
+class TrainingOutcome:
+    """What a run produced and measured."""
+
+    run_id: str
+    model_version: str | None
+    delta_dir: Path
+    evaluations: list[ModelEvaluation]
+    report: str
+    split_counts: dict[str, int]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    def evaluation(self, name: str) -> ModelEvaluation:
+        """The evaluation of one model by name."""
+        return next(ev for ev in self.evaluations if ev.name == name)
+
+
+def frame_messages(frame: pd.DataFrame) -> list[Message]:
+    """Messages for the rows of a labeled frame (optional columns passed through)."""
+    messages = []
+    for row in frame.itertuples(index=False):
+        messages.append(
+            Message(
+                text=row.text,
+                message_id=row.message_id,
+                lang=row.lang if isinstance(row.lang, str) else None,
+                business_unit=row.business_unit if isinstance(row.business_unit, str) else None,
+                channel=row.channel if isinstance(row.channel, str) else None,
+                external=bool(row.external) if isinstance(row.external, (bool, np.bool_)) else None,
+                conversation_id=row.conversation_id,
+            )
+        )
+    return messages
+
+
+def build_evidence(messages: Sequence[Message], probabilities: np.ndarray, analyzer: PiiSource) -> list[Evidence]:
+    """Evidence per message: classifier probabilities plus PII from one NLP pass."""
+    analyses = analyzer.analyze_batch([m.text for m in messages], [m.lang for m in messages])
+    return [
+        Evidence(message=m, probabilities=tuple(float(p) for p in probs), pii=list(a.pii), language=a.language)
+        for m, probs, a in zip(messages, probabilities, analyses, strict=True)
+    ]
+
+
+def _limit(frame: pd.DataFrame, limit: int | None, seed: int) -> pd.DataFrame:
+    """A reproducible sample of whole conversations, for quick runs."""
+    if limit is None or limit >= len(frame):
+        return frame
+    conversations = frame["conversation_id"].drop_duplicates().sample(frac=1.0, random_state=seed)
+    sizes = frame.groupby("conversation_id").size()
+    keep = conversations[sizes.loc[conversations].cumsum().to_numpy() <= limit]
+    return frame[frame["conversation_id"].isin(set(keep))].reset_index(drop=True)
+
+
+def run_training(
+    data: LabeledData,
+    *,
+    config: FineTuneConfig,
+    analyzer: PiiSource,
+    out_dir: Path,
+    tracking_uri: str,
+    experiment: str,
+    registered_model: str | None,
+    limit: int | None = None,
+    progress: bool = True,
+    run_name: str | None = None,
+) -> TrainingOutcome:
+    """Train, evaluate against the baselines, and log everything as one MLflow run."""
+    import mlflow
+
+    frame = _limit(data.frame, limit, config.seed)
+    frame = frame.assign(split=split_labeled(frame, seed=config.seed).to_numpy())
+    parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "calibration", "test")}
+    counts = {name: len(part) for name, part in parts.items()}
+    logger.info("split: %s", counts)
+    labels = {name: label_matrix(part) for name, part in parts.items()}
+    texts = {name: part["text"].tolist() for name, part in parts.items()}
+    test_langs = parts["test"]["lang"].fillna("unknown").tolist()
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run(run_name=run_name) as run, tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        mlflow.log_params({f"ft_{k}": v for k, v in config.model_dump().items()})
+        mlflow.log_params(
+            {
+                "data_source": Path(data.source).name,
+                "data_digest": data.digest,
+                "rows_read": data.rows_read,
+                "rows_rejected": len(data.rejected),
+                "rows_used": len(frame),
+                "limit": limit,
+                "signals": ",".join(DEFAULT_SIGNALS),
+                **{f"n_{name}": count for name, count in counts.items()},
+            }
+        )
+        mlflow.set_tags({"commsrisk.data_digest": data.digest, "commsrisk.kind": "training"})
+        _log_dataset(mlflow, frame, data)
+        _log_counts(mlflow, frame, workdir)
+        if data.rejected:
+            rejected = pd.DataFrame([r.__dict__ for r in data.rejected])
+            rejected.to_csv(workdir / "rejected_rows.csv", index=False)
+            mlflow.log_artifact(str(workdir / "rejected_rows.csv"), "data")
+
+        # Baselines: the same splits, thresholds chosen on calibration, scored on test.
+        baselines = {"lexicon": KeywordLexicon(), "tfidf-logreg": TfidfLogReg(seed=config.seed)}
+        probas: dict[str, np.ndarray] = {}
+        evaluations: list[ModelEvaluation] = []
+        for name, baseline in baselines.items():
+            baseline.fit(texts["train"], labels["train"])
+            cut = best_f1_thresholds(labels["calibration"], baseline.predict_proba(texts["calibration"]))
+            if name == "lexicon":
+                cut = np.full(len(RISKS), 0.5)  # a keyword hit is the decision
+            probas[name] = baseline.predict_proba(texts["test"])
+            evaluations.append(evaluate_model(name, labels["test"], probas[name], cut, test_langs))
+
+        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
+            mlflow.log_metrics(metrics, step=epoch)
+
+        model, tokenizer = fine_tune(
+            texts["train"],
+            labels["train"],
+            config,
+            eval_texts=texts["calibration"],
+            eval_labels=labels["calibration"],
+            on_epoch_end=on_epoch_end,
+            progress=progress,
+        )
+        classifier = RiskClassifier(model, tokenizer, "in-training", max_length=config.max_length, batch_size=64)
+        clf_proba = {name: classifier.predict_proba(texts[name]) for name in ("calibration", "test")}
+        cut = best_f1_thresholds(labels["calibration"], clf_proba["calibration"])
+        probas["classifier-only"] = clf_proba["test"]
+        evaluations.append(evaluate_model("classifier-only", labels["test"], clf_proba["test"], cut, test_langs))
+
+        evidence = {
+            name: build_evidence(frame_messages(parts[name]), clf_proba[name], analyzer)
+            for name in ("calibration", "test")
+        }
+        combiner = RiskCombiner.fit(evidence["calibration"], labels["calibration"])
+        final_calib = combiner.predict_proba(evidence["calibration"])
+        final_cut = best_f1_thresholds(labels["calibration"], final_calib)
+        probas[FINAL_MODEL] = combiner.predict_proba(evidence["test"])
+        final = evaluate_model(FINAL_MODEL, labels["test"], probas[FINAL_MODEL], final_cut, test_langs)
+        evaluations.append(final)
+
+        for ev in evaluations:
+            prefix = "test_" if ev.name == FINAL_MODEL else f"{ev.name.replace('-', '_')}_test_"
+            mlflow.log_metrics(ev.flat_metrics(prefix))
+        report = comparison_markdown(evaluations)
+        mlflow.log_text(report, "evaluation/report.md")
+        mlflow.log_dict({ev.name: ev.to_dict() for ev in evaluations}, "evaluation/evaluation.json")
+        mlflow.log_artifact(str(plot_pr_curves(labels["test"], probas, workdir / "pr_curves.png")), "evaluation")
+        for ev in evaluations:
+            png = plot_confusion_matrices(ev, workdir / f"confusion_{ev.name}.png")
+            mlflow.log_artifact(str(png), "evaluation")
+        held_out = workdir / "test.parquet"
+        parts["test"].drop(columns=["split", "line"]).to_parquet(held_out, index=False)
+        mlflow.log_artifact(str(held_out), "held_out")
+        mlflow.log_dict(config.model_dump(), "config/fine_tune.json")
+
+        metadata = {
+            "base_model": config.base_model,
+            "max_length": config.max_length,
+            "run_id": run.info.run_id,
+            "data_digest": data.digest,
+            "split_counts": counts,
+            "signals": list(DEFAULT_SIGNALS),
+            "f1_thresholds": dict(zip(RISKS, map(float, final_cut), strict=True)),
+            "held_out": {ev.name: {"macro_f1": ev.macro_f1} for ev in evaluations},
+            "version": f"run-{run.info.run_id[:12]}",
+        }
+        save_delta(model, out_dir, metadata)
+        combiner.save(out_dir)
+        model_version = None
+        if registered_model:
+            model_version = log_and_register_model(out_dir, registered_model, macro_f1=final.macro_f1)
+            tracking_client().set_registered_model_alias(registered_model, CANDIDATE_ALIAS, model_version)
+            logger.info("registered %s version %s as @%s", registered_model, model_version, CANDIDATE_ALIAS)
+        (out_dir / "evaluation.md").write_text(report + "\n", encoding="utf-8")
+        return TrainingOutcome(run.info.run_id, model_version, out_dir, evaluations, report, counts, metadata)
+
+
+def _log_dataset(mlflow: Any, frame: pd.DataFrame, data: LabeledData) -> None:
+    """Record the dataset (digest, schema, row count) as the run's input; the texts stay out."""
+    profile = frame.drop(columns=["text"])
+    dataset = mlflow.data.from_pandas(
+        profile, source=Path(data.source).name, name="labeled-reviews", digest=data.digest
+    )
+    mlflow.log_input(dataset, context="training")
+
+
+def _log_counts(mlflow: Any, frame: pd.DataFrame, workdir: Path) -> None:
+    """Counts per split x language x label, as a table artifact."""
+    table = frame.assign(lang=frame["lang"].fillna("unknown")).groupby(["split", "lang"])[list(RISKS)].agg(["sum"])
+    table.columns = list(RISKS)
+    table["messages"] = frame.assign(lang=frame["lang"].fillna("unknown")).groupby(["split", "lang"]).size()
+    path = workdir / "counts.csv"
+    table.to_csv(path)
+    mlflow.log_artifact(str(path), "data")
+    summary = {f"positives_{risk}": int(frame[risk].sum()) for risk in RISKS}
+    mlflow.log_metrics({k: float(v) for k, v in summary.items()})
+    mlflow.log_text(json.dumps(summary), "data/positives.json")
