@@ -6,7 +6,6 @@ progress for people go to the terminal (stderr for progress).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -37,7 +36,9 @@ logger = logging.getLogger("commsrisk")
 
 
 def _setup_logging(level: str) -> None:
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     for noisy in ("presidio-analyzer", "mlflow", "urllib3", "alembic", "jieba", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -112,7 +113,9 @@ def data_build(
         none = int((part[list(RISKS)].sum(axis=1) == 0).sum())
         hard = int((part["hard_case"] != "").sum())
         augmented = int(part["origin"].str.startswith("augmented").sum())
-        table.add_row(str(lang), str(len(part)), *(str(int(part[r].sum())) for r in RISKS), str(none), str(hard), str(augmented))
+        table.add_row(
+            str(lang), str(len(part)), *(str(int(part[r].sum())) for r in RISKS), str(none), str(hard), str(augmented)
+        )
     out.print(table)
 
 
@@ -158,7 +161,9 @@ def _print_rejected_from_error(path: Path) -> None:
 
 @app.command()
 def train(
-    data: Annotated[Path, typer.Option(help="Labeled file (CSV, JSONL, Parquet): text, leakage, misconduct, off_channel.")],
+    data: Annotated[
+        Path, typer.Option(help="Labeled file (CSV, JSONL, Parquet): text, leakage, misconduct, off_channel.")
+    ],
     output: Annotated[Path, typer.Option(help="Where the trained delta is written.")] = Path("models/candidate"),
     epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 6,
     max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimiser steps (quick runs).")] = None,
@@ -210,7 +215,11 @@ def train(
     except CommsriskError as error:
         raise _fail(error) from error
     out.print(outcome.report)
-    where = f", registered as {settings.tracking.registered_model} v{outcome.model_version} @candidate" if outcome.model_version else ""
+    where = (
+        f", registered as {settings.tracking.registered_model} v{outcome.model_version} @candidate"
+        if outcome.model_version
+        else ""
+    )
     out.print(f"\n[green]run {outcome.run_id}[/]: model in {outcome.delta_dir}{where}")
     out.print(f"MLflow: mlflow ui --backend-store-uri {settings.tracking.resolved_uri()}")
 
@@ -235,6 +244,127 @@ def promote(
         f"[green]promoted[/] v{decision.candidate_version} to production: {decision.reason} "
         f"({decision.held_out_messages} held-out messages)"
     )
+
+
+@app.command()
+def score(
+    source: Annotated[
+        str | None, typer.Argument(help="Message text, a file (JSONL, CSV, Parquet), or '-' for stdin.")
+    ] = None,
+    lang: Annotated[str | None, typer.Option(help="Language of every message (ISO 639-1); else detected.")] = None,
+    business_unit: Annotated[str | None, typer.Option(help="Business unit whose thresholds decide the flags.")] = None,
+    show_pii_values: Annotated[bool, typer.Option(help="Print PII and entity values instead of masking them.")] = False,
+    output_format: Annotated[
+        str, typer.Option("--format", help="'json' (JSON Lines), 'table', or 'auto' (table on a terminal).")
+    ] = "auto",
+    model: Annotated[str | None, typer.Option(help="Classifier location (folder, models:/ URI, HF id).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Messages scored per batch.")] = 128,
+) -> None:
+    """Score messages: JSON Lines out (one result per message), or a readable table on a terminal.
+
+    Bad lines in a file are reported on stderr with their line number and reason; the rest are
+    scored. Exit code 0 when every message scored, 1 when some lines were rejected, 2 on errors.
+    """
+    from commsrisk.message_io import read_message_file, read_message_stream
+    from commsrisk.schema import describe_validation_error
+    from commsrisk.scoring import build_scorer
+
+    settings = Settings.load()
+    if source is None and sys.stdin.isatty():
+        raise _fail(ValueError("nothing to score: give a text, a file, or pipe messages on stdin"))
+    if source is None or source == "-":
+        lines = read_message_stream(iter(sys.stdin.buffer), settings.limits)
+        total = None
+    elif Path(source).is_file():
+        lines = read_message_file(Path(source), settings.limits)
+        total = None
+    else:
+        from pydantic import ValidationError
+
+        from commsrisk.message_io import parse_message
+
+        try:
+            lines = iter([_message_line(1, parse_message({"text": source}, settings.limits))])
+        except ValidationError as error:
+            raise _fail(ValueError(describe_validation_error(error))) from error
+        total = 1
+    as_table = output_format == "table" or (output_format == "auto" and sys.stdout.isatty())
+    try:
+        with err.status("loading models ..."):
+            scorer = build_scorer(settings, classifier_location=model)
+        rejected = _score_lines(scorer, lines, lang, business_unit, show_pii_values, as_table, batch_size, total)
+    except CommsriskError as error:
+        raise _fail(error) from error
+    if rejected:
+        raise typer.Exit(1)
+
+
+def _message_line(line: int, message: object) -> object:
+    from commsrisk.message_io import MessageLine
+
+    return MessageLine(line, message, None)  # type: ignore[arg-type]
+
+
+def _score_lines(scorer, lines, lang, business_unit, show_values, as_table, batch_size, total) -> int:  # type: ignore[no-untyped-def]
+    """Score valid lines in batches, print results, report rejected lines; returns how many were rejected."""
+    from itertools import islice
+
+    from tqdm.auto import tqdm
+
+    rejected = 0
+    scored = 0
+    bar = tqdm(total=total, desc="scoring", unit="msg", file=sys.stderr, disable=total == 1 or not sys.stderr.isatty())
+    while batch := list(islice(lines, batch_size)):
+        messages = []
+        for item in batch:
+            if item.message is None:
+                rejected += 1
+                err.print(f"[yellow]line {item.line} rejected:[/] {item.error}")
+                continue
+            updates = {k: v for k, v in (("lang", lang), ("business_unit", business_unit)) if v}
+            messages.append(item.message.model_copy(update=updates) if updates else item.message)
+        for result in scorer.score_batch(messages, show_values=show_values):
+            if as_table:
+                _print_result(result)
+            else:
+                sys.stdout.write(result.model_dump_json() + "\n")
+        scored += len(messages)
+        bar.update(len(batch))
+    bar.close()
+    err.print(f"scored {scored} messages" + (f", rejected {rejected} lines" if rejected else ""))
+    return rejected
+
+
+def _print_result(result) -> None:  # type: ignore[no-untyped-def]
+    """A compact, readable block per message."""
+    flags = [risk for risk, decision in result.risks.items() if decision.flagged]
+    title = f"{result.message_id or '-'}  [{result.language}]  " + (
+        "[bold red]FLAGGED: " + ", ".join(flags) + "[/]" if flags else "[green]no flag[/]"
+    )
+    table = Table(title=title, title_justify="left", show_header=True, expand=False)
+    table.add_column("risk")
+    table.add_column("score", justify="right")
+    table.add_column("threshold", justify="right")
+    table.add_column("why")
+    for risk, decision in result.risks.items():
+        style = "bold red" if decision.flagged else ""
+        table.add_row(
+            risk,
+            f"[{style}]{decision.score:.2f}[/]" if style else f"{decision.score:.2f}",
+            f"{decision.threshold:.2f}",
+            decision.explanation.summary,
+        )
+    out.print(table)
+    if result.pii:
+        out.print(
+            "  PII: " + ", ".join(f"{p.entity_type} {p.value} [{p.start}:{p.end}] {p.score:.2f}" for p in result.pii)
+        )
+    if result.entities:
+        out.print(
+            "  entities: "
+            + ", ".join(f"{e.label}{' ' + e.text if e.text else ''} [{e.start}:{e.end}]" for e in result.entities)
+        )
+    out.print(f"  model {result.model_version} · thresholds {result.thresholds_version} ({result.thresholds_source})\n")
 
 
 def main_entry() -> None:

@@ -158,3 +158,21 @@ class ScoreResult(BaseModel):
     def flags(self) -> dict[str, bool]:
         """Flag per risk, for quick checks."""
         return {risk: decision.flagged for risk, decision in self.risks.items()}
+
+
+def describe_validation_error(error: Exception) -> str:
+    """A one-line description naming each bad field and rule, never echoing the input value."""
+    from pydantic import ValidationError
+
+    if not isinstance(error, ValidationError):
+        return str(error)
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        where = ".".join(str(part) for part in item["loc"]) or "body"
+        message = item["msg"].removeprefix("Value error, ")
+        parts.append(f"field '{where}': {message}")
+    return "; ".join(parts)
+
+
+MESSAGE_FIELDS: frozenset[str] = frozenset(Message.model_fields)
+"""Columns of a message file that are read; others (labels, notes) are ignored."""

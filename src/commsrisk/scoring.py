@@ -14,10 +14,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from commsrisk.classifier.model import RiskClassifier, load_classifier
+from commsrisk.classifier.model import load_classifier
 from commsrisk.combiner import RiskCombiner
 from commsrisk.errors import ModelNotAvailableError
-from commsrisk.explain import phrase_attributions
 from commsrisk.schema import (
     RISKS,
     EntityFinding,
@@ -46,6 +45,20 @@ class TextAnalyzerLike(Protocol):
         ...
 
 
+class ProbabilityModel(Protocol):
+    """The classify step: P(risk) per text, and the phrases behind a risk."""
+
+    version: str
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """Shape (len(texts), len(RISKS))."""
+        ...
+
+    def explain(self, text: str, risks: Sequence[str]) -> dict[str, list[EvidenceSpan]]:
+        """Top phrases per named risk."""
+        ...
+
+
 PolicySource = Callable[[], ThresholdPolicy]
 
 
@@ -60,7 +73,7 @@ class Scorer:
     """Scores messages with the models and policy it was given."""
 
     analyzer: TextAnalyzerLike
-    classifier: RiskClassifier
+    classifier: ProbabilityModel
     combiner: RiskCombiner
     policy: PolicySource
     model_version: str
@@ -105,7 +118,7 @@ class Scorer:
         score_map = {risk: float(scores[j]) for j, risk in enumerate(RISKS)}
         decision = decide(policy, message.business_unit, score_map)
         flagged = [risk for risk in RISKS if decision.flags[risk]]
-        phrases = phrase_attributions(self.classifier, message.text, flagged) if self.explain else {}
+        phrases = self.classifier.explain(message.text, flagged) if self.explain and flagged else {}
         pii = [self._pii(f, message.text, show_values) for f in analysis.pii]
         risks = {}
         for j, risk in enumerate(RISKS):

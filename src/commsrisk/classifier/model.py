@@ -20,7 +20,7 @@ import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from commsrisk.errors import ModelNotAvailableError
-from commsrisk.schema import RISKS
+from commsrisk.schema import RISKS, EvidenceSpan
 
 logger = logging.getLogger(__name__)
 
@@ -77,6 +77,12 @@ class RiskClassifier:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """P(risk) for each text, shape (len(texts), len(RISKS))."""
         return 1.0 / (1.0 + np.exp(-self.predict_logits(texts)))
+
+    def explain(self, text: str, risks: Sequence[str]) -> dict[str, list[EvidenceSpan]]:
+        """The phrases that pushed each named risk's logit up (gradient x input)."""
+        from commsrisk.explain import phrase_attributions
+
+        return phrase_attributions(self, text, risks)
 
 
 def read_metadata(model_dir: Path) -> dict[str, Any]:
