@@ -7,6 +7,7 @@ progress for people go to the terminal (stderr for progress).
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -29,6 +30,10 @@ base_model_app = typer.Typer(help="Build and check the multilingual base encoder
 data_app = typer.Typer(help="Build the seed corpus and check labeled files.", no_args_is_help=True)
 app.add_typer(base_model_app, name="base-model")
 app.add_typer(data_app, name="data")
+thresholds_app = typer.Typer(
+    help="Per-business-unit thresholds: show, diff, apply, history, rollback, tune.", no_args_is_help=True
+)
+app.add_typer(thresholds_app, name="thresholds")
 
 out = Console()
 err = Console(stderr=True)
@@ -365,6 +370,236 @@ def _print_result(result) -> None:  # type: ignore[no-untyped-def]
             + ", ".join(f"{e.label}{' ' + e.text if e.text else ''} [{e.start}:{e.end}]" for e in result.entities)
         )
     out.print(f"  model {result.model_version} · thresholds {result.thresholds_version} ({result.thresholds_source})\n")
+
+
+def _author(author: str | None) -> str:
+    import getpass
+
+    return author or getpass.getuser()
+
+
+@thresholds_app.command("show")
+def thresholds_show(
+    version: Annotated[str | None, typer.Option(help="A version from history; default: the one in force.")] = None,
+) -> None:
+    """Print a thresholds policy as YAML."""
+    from commsrisk.thresholds import dump_policy
+    from commsrisk.thresholds_store import PolicyHistory, policy_in_force
+
+    settings = Settings.load().thresholds
+    try:
+        text = (
+            PolicyHistory(settings.history_db).get(version).policy_yaml
+            if version
+            else dump_policy(policy_in_force(settings))
+        )
+    except CommsriskError as error:
+        raise _fail(error) from error
+    out.print(text, end="", highlight=False)
+
+
+def _policy_ref(ref: str):  # type: ignore[no-untyped-def]
+    """A policy from a file path or a history version id."""
+    from commsrisk.thresholds import load_policy, parse_policy
+    from commsrisk.thresholds_store import PolicyHistory
+
+    if Path(ref).is_file():
+        return load_policy(Path(ref))
+    return parse_policy(PolicyHistory(Settings.load().thresholds.history_db).get(ref).policy_yaml, ref)
+
+
+@thresholds_app.command("diff")
+def thresholds_diff(
+    new: Annotated[str, typer.Argument(help="Policy file or version to compare.")],
+    old: Annotated[
+        str | None, typer.Argument(help="Policy file or version to compare against; default: in force.")
+    ] = None,
+) -> None:
+    """Show what would change between two policies (default: against the one in force)."""
+    from commsrisk.thresholds_store import diff_policies, policy_in_force
+
+    try:
+        before = _policy_ref(old) if old else policy_in_force(Settings.load().thresholds)
+        after = _policy_ref(new)
+    except CommsriskError as error:
+        raise _fail(error) from error
+    lines = diff_policies(before, after)
+    out.print("\n".join(lines) if lines else "no differences", highlight=False)
+
+
+@thresholds_app.command("apply")
+def thresholds_apply(
+    policy_file: Annotated[Path, typer.Argument(help="The policy YAML to put in force.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the change record).")],
+    author: Annotated[str | None, typer.Option(help="Who; default: the current user.")] = None,
+) -> None:
+    """Validate a policy and put it in force as a new version (a rejected file changes nothing)."""
+    from commsrisk.thresholds import load_policy
+    from commsrisk.thresholds_store import apply_policy
+
+    settings = Settings.load().thresholds
+    try:
+        change = apply_policy(load_policy(policy_file), settings, author=_author(author), reason=reason)
+    except CommsriskError as error:
+        raise _fail(error, code=1) from error
+    out.print(f"[green]applied {change.version}[/] (was {change.parent}) by {change.author}:")
+    out.print("\n".join(f"  {line}" for line in change.diff), highlight=False)
+
+
+@thresholds_app.command("history")
+def thresholds_history() -> None:
+    """List every applied version: who, when, why, what changed."""
+    from commsrisk.thresholds_store import PolicyHistory, policy_in_force
+
+    settings = Settings.load().thresholds
+    table = Table(title=f"thresholds history ({settings.history_db})")
+    for column in ("version", "parent", "author", "when (UTC)", "reason", "changes"):
+        table.add_column(column)
+    for change in PolicyHistory(settings.history_db).changes():
+        table.add_row(
+            change.version, change.parent or "", change.author, change.created_at, change.reason, "\n".join(change.diff)
+        )
+    out.print(table)
+    out.print(f"in force: {policy_in_force(settings).version}")
+
+
+@thresholds_app.command("rollback")
+def thresholds_rollback(
+    version: Annotated[str, typer.Argument(help="The version whose thresholds to restore.")],
+    reason: Annotated[str, typer.Option(help="Why (kept in the change record).")],
+    author: Annotated[str | None, typer.Option(help="Who; default: the current user.")] = None,
+) -> None:
+    """Restore an earlier version's thresholds, recorded as a new version."""
+    from commsrisk.thresholds_store import rollback_policy
+
+    try:
+        change = rollback_policy(version, Settings.load().thresholds, author=_author(author), reason=reason)
+    except CommsriskError as error:
+        raise _fail(error, code=1) from error
+    out.print(f"[green]rolled back[/]: {change.version} restores {version}")
+    out.print("\n".join(f"  {line}" for line in change.diff), highlight=False)
+
+
+@thresholds_app.command("tune")
+def thresholds_tune(
+    data: Annotated[Path, typer.Option(help="Labeled file with business_unit (CSV, JSONL, Parquet).")],
+    target: Annotated[
+        str, typer.Option(help="precision=P or recall=R that every threshold must meet.")
+    ] = "precision=0.8",
+    min_positives: Annotated[int, typer.Option(help="Units with fewer positives for a risk keep the default.")] = 15,
+    output: Annotated[Path, typer.Option(help="Where to write the proposed policy.")] = Path(
+        "reports/thresholds/proposed.yaml"
+    ),
+    report_dir: Annotated[Path, typer.Option(help="Folder for report.md, curves and raw scores.")] = Path(
+        "reports/thresholds"
+    ),
+    held_out_only: Annotated[
+        bool | None,
+        typer.Option(
+            help="Use only messages the model did not train on (default: on when the file is its training data)."
+        ),
+    ] = None,
+    log_mlflow: Annotated[bool, typer.Option("--mlflow", help="Log the report as an MLflow run.")] = False,
+) -> None:
+    """Score labeled messages and propose per-unit thresholds that meet the target."""
+    from commsrisk.scoring import build_scorer
+    from commsrisk.thresholds import dump_policy
+    from commsrisk.thresholds_store import diff_policies, policy_in_force
+    from commsrisk.thresholds_tuning import Target, tune_policy, write_report
+    from commsrisk.training.data import read_labeled_file
+
+    settings = Settings.load()
+    try:
+        goal = Target.parse(target)
+        labeled = read_labeled_file(data, limits=settings.limits)
+        with err.status("loading models ..."):
+            scorer = build_scorer(settings)
+        scorer.explain = False
+        scored, note = _score_labeled(scorer, labeled, held_out_only)
+        base = policy_in_force(settings.thresholds)
+        policy, rows = tune_policy(
+            scored[[f"score_{r}" for r in RISKS]].to_numpy(),
+            scored[list(RISKS)].to_numpy(),
+            scored["business_unit"].tolist(),
+            goal,
+            base,
+            min_positives=min_positives,
+        )
+    except CommsriskError as error:
+        raise _fail(error) from error
+    report = write_report(scored, rows, policy, goal, report_dir)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(dump_policy(policy), encoding="utf-8")
+    table = Table(title=f"proposed thresholds ({goal.metric} >= {goal.value}; {note})")
+    for column in ("unit", "risk", "threshold", "precision", "recall", "positives", "status"):
+        table.add_column(column)
+    for r in rows:
+        table.add_row(
+            r.business_unit,
+            r.risk,
+            f"{r.threshold:.3f}",
+            f"{r.precision:.3f}",
+            f"{r.recall:.3f}",
+            str(r.positives),
+            r.status,
+        )
+    out.print(table)
+    out.print("changes against the policy in force:\n  " + ("\n  ".join(diff_policies(base, policy)) or "none"))
+    out.print(f"proposed policy: {output}\nreport: {report}")
+    out.print(f'apply with: commsrisk thresholds apply {output} --reason "..."')
+    if log_mlflow:
+        _log_tuning_run(settings, report_dir, rows, goal, note)
+
+
+def _score_labeled(scorer, labeled, held_out_only):  # type: ignore[no-untyped-def]
+    """Scores of labeled messages; only the model's held-out rows when the file is its training data."""
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from commsrisk.training.data import split_labeled
+    from commsrisk.training.pipeline import frame_messages
+
+    frame = labeled.frame
+    metadata = getattr(scorer.classifier, "metadata", {}) or {}
+    same_data = metadata.get("data_digest") == labeled.digest
+    use_held_out = same_data if held_out_only is None else held_out_only
+    note = "all messages"
+    if use_held_out:
+        seed = int(metadata.get("seed", 13))
+        split = split_labeled(frame, seed=seed)
+        frame = frame[(split != "train").to_numpy()].reset_index(drop=True)
+        note = f"{len(frame)} messages the model did not train on"
+    elif same_data:
+        note = "all messages, INCLUDING the model's training data: scores are optimistic"
+    messages = frame_messages(frame)
+    scores = []
+    for start in tqdm(range(0, len(messages), 128), desc="scoring", unit="batch", file=sys.stderr):
+        scores += scorer.score_batch(messages[start : start + 128])
+    scored = pd.DataFrame(
+        {
+            "message_id": frame["message_id"],
+            "business_unit": frame["business_unit"],
+            **{f"score_{r}": [s.risks[r].score for s in scores] for r in RISKS},
+            **{r: frame[r] for r in RISKS},
+        }
+    )
+    return scored, note
+
+
+def _log_tuning_run(settings: Settings, report_dir: Path, rows, goal, note: str) -> None:  # type: ignore[no-untyped-def]
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking.resolved_uri())
+    mlflow.set_experiment(f"{settings.tracking.experiment}-thresholds")
+    with mlflow.start_run(run_name=f"tune-{goal.metric}-{goal.value}") as run:
+        mlflow.log_params({"target_metric": goal.metric, "target_value": goal.value, "data": note})
+        for r in rows:
+            key = re.sub(r"[^A-Za-z0-9_-]", "_", f"{r.business_unit}.{r.risk}")
+            mlflow.log_metrics(
+                {f"{key}.threshold": r.threshold, f"{key}.precision": r.precision, f"{key}.recall": r.recall}
+            )
+        mlflow.log_artifacts(str(report_dir), "thresholds_report")
+    out.print(f"logged to MLflow run {run.info.run_id}")
 
 
 def main_entry() -> None:

@@ -6,11 +6,12 @@ Every other module imports these names; nothing else defines a risk name or a li
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-RISKS: tuple[str, ...] = ("leakage", "misconduct", "off_channel")
+Risk = Literal["leakage", "misconduct", "off_channel"]
+RISKS: tuple[str, ...] = get_args(Risk)
 """The three risks every message is scored for, in the order of the classifier's outputs."""
 
 LANGUAGES: tuple[str, ...] = ("en", "zh", "es", "de", "fr", "ja")
@@ -18,8 +19,6 @@ LANGUAGES: tuple[str, ...] = ("en", "zh", "es", "de", "fr", "ja")
 
 CHANNELS: tuple[str, ...] = ("wechat", "whatsapp", "signal", "sms", "teams", "bloomberg", "email", "other")
 """Known channels; the scoring features one-hot these (an unknown channel maps to "other")."""
-
-Risk = Literal["leakage", "misconduct", "off_channel"]
 
 
 class Limits(BaseModel):

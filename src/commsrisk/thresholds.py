@@ -4,24 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from commsrisk.errors import ConfigurationError
-from commsrisk.schema import RISKS
+from commsrisk.schema import RISKS, Risk
 
 Thresholds = dict[str, float]
-
-
-def _check_risks(values: dict[str, float], where: str) -> dict[str, float]:
-    unknown = sorted(set(values) - set(RISKS))
-    if unknown:
-        raise ValueError(f"{where}: unknown risk(s) {unknown}; risks are {list(RISKS)}")
-    for risk, value in values.items():
-        if not 0.0 <= float(value) <= 1.0:
-            raise ValueError(f"{where}: {risk} = {value} is outside [0, 1]")
-    return {risk: float(value) for risk, value in values.items()}
+Threshold = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class ThresholdPolicy(BaseModel):
@@ -30,22 +22,16 @@ class ThresholdPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field("unversioned", description="Set when the policy is applied; results name it.")
-    defaults: dict[str, float] = Field(..., description="A threshold for every risk.")
-    business_units: dict[str, dict[str, float]] = Field(default_factory=dict)
+    defaults: dict[Risk, Threshold] = Field(..., description="A threshold for every risk.")
+    business_units: dict[str, dict[Risk, Threshold]] = Field(default_factory=dict)
 
     @field_validator("defaults")
     @classmethod
     def _defaults_complete(cls, defaults: dict[str, float]) -> dict[str, float]:
-        defaults = _check_risks(defaults, "defaults")
         missing = [risk for risk in RISKS if risk not in defaults]
         if missing:
-            raise ValueError(f"defaults: missing risk(s) {missing}; every risk needs a default")
+            raise ValueError(f"missing risk(s) {missing}; every risk needs a default")
         return defaults
-
-    @field_validator("business_units")
-    @classmethod
-    def _overrides_valid(cls, units: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        return {unit: _check_risks(values, f"business_units.{unit}") for unit, values in units.items()}
 
     def for_unit(self, business_unit: str | None) -> tuple[Thresholds, bool]:
         """Thresholds for a unit and whether the unit has overrides (else the defaults apply)."""
@@ -59,23 +45,72 @@ BUILTIN_POLICY = ThresholdPolicy(version="builtin-0.5", defaults=dict.fromkeys(R
 """Used only when no policy file exists: calibrated scores make 0.5 a neutral start."""
 
 
+def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
+    """The 1-based line of the YAML node at a pydantic error location, as deep as it resolves."""
+    line = node.start_mark.line + 1 if node is not None else None
+    for key in loc:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        match = next((v for k, v in node.value if getattr(k, "value", None) == str(key)), None)
+        if match is None:
+            key_node = next((k for k, _ in node.value if getattr(k, "value", None) == str(key)), None)
+            return key_node.start_mark.line + 1 if key_node is not None else line
+        node, line = match, match.start_mark.line + 1
+    return line
+
+
+def parse_policy(text: str, source: str = "policy") -> ThresholdPolicy:
+    """Validate policy YAML text; every problem is reported with its line and reason.
+
+    Raises:
+        ConfigurationError: not valid YAML, or the content breaks the schema.
+    """
+    try:
+        root = yaml.compose(text)
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "unknown line"
+        raise ConfigurationError(f"{source}: not valid YAML at {where}: {getattr(err, 'problem', err)}") from err
+    if raw is not None and not isinstance(raw, dict):
+        raise ConfigurationError(f"{source}: line 1: a policy is a mapping with 'defaults' and 'business_units'")
+    try:
+        return ThresholdPolicy.model_validate(raw or {})
+    except ValidationError as err:
+        problems = []
+        for item in err.errors(include_input=False, include_url=False):
+            loc = tuple(item["loc"])
+            line = _line_of(root, loc)
+            field_path = ".".join(map(str, loc)) or "(top)"
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"line {line}: {field_path}: {message}" if line else f"{field_path}: {message}")
+        raise ConfigurationError(f"{source}: invalid thresholds policy: " + "; ".join(problems)) from err
+
+
 def load_policy(path: Path) -> ThresholdPolicy:
     """Read and validate a policy file.
 
     Raises:
-        ConfigurationError: the file is not valid YAML or breaks the schema (line and reason given).
+        ConfigurationError: the file is missing, not valid YAML, or breaks the schema (line and reason given).
     """
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark else "unknown line"
-        raise ConfigurationError(f"{path}: not valid YAML at {where}: {getattr(err, 'problem', err)}") from err
-    try:
-        return ThresholdPolicy.model_validate(raw or {})
-    except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors(include_input=False))
-        raise ConfigurationError(f"{path}: invalid thresholds policy: {problems}") from err
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigurationError(f"{path}: cannot read the thresholds policy ({err.__class__.__name__})") from err
+    return parse_policy(text, str(path))
+
+
+def dump_policy(policy: ThresholdPolicy) -> str:
+    """The policy as YAML, in a stable order (risks in RISKS order, units sorted)."""
+    payload = {
+        "version": policy.version,
+        "defaults": {risk: policy.defaults[risk] for risk in RISKS},
+        "business_units": {
+            unit: {risk: values[risk] for risk in RISKS if risk in values}
+            for unit, values in sorted(policy.business_units.items())
+        },
+    }
+    return yaml.safe_dump(payload, sort_keys=False, allow_unicode=True)
 
 
 @dataclass(frozen=True)

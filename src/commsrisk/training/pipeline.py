@@ -214,6 +214,7 @@ def run_training(
             "base_model": config.base_model,
             "max_length": config.max_length,
             "run_id": run.info.run_id,
+            "seed": config.seed,
             "data_digest": data.digest,
             "split_counts": counts,
             "signals": list(DEFAULT_SIGNALS),
