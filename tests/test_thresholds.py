@@ -125,8 +125,14 @@ def test_choose_threshold_prefers_recall_then_falls_back() -> None:
     assert choose_threshold(labels, scores, Target("precision", 0.75)) == 0.3
     assert choose_threshold(labels, scores, Target("recall", 1.0)) == 0.3
     assert choose_threshold(np.zeros(4, int), np.ones(4), Target("precision", 0.9)) is None
-    few = tune_policy(scores[:, None].repeat(3, 1), labels[:, None].repeat(3, 1), ["u"] * 7, Target("precision", 0.8),
-                      ThresholdPolicy(defaults=dict.fromkeys(RISKS, 0.5)), min_positives=10)[1]
+    few = tune_policy(
+        scores[:, None].repeat(3, 1),
+        labels[:, None].repeat(3, 1),
+        ["u"] * 7,
+        Target("precision", 0.8),
+        ThresholdPolicy(defaults=dict.fromkeys(RISKS, 0.5)),
+        min_positives=10,
+    )[1]
     assert all(r.status == "default kept: 4 positives < 10" for r in few)
 
 

@@ -5,14 +5,8 @@ from pathlib import Path
 import pytest
 
 from commsrisk.errors import InvalidInputError
-from commsrisk.training.corpus import (
-    PiiFaker,
-    build_corpus,
-    cn_resident_id_is_valid,
-    iban_is_valid,
-    isin_check_digit,
-    luhn_is_valid,
-)
+from commsrisk.nlp.checksums import cn_resident_id_is_valid, iban_is_valid, isin_check_digit, luhn_is_valid
+from commsrisk.training.corpus import PiiFaker, build_corpus
 
 
 @pytest.mark.parametrize(
@@ -50,9 +44,20 @@ def test_unknown_placeholder_is_an_error() -> None:
 
 def test_build_is_deterministic_and_variants_share_the_conversation(tmp_path: Path) -> None:
     rows = [
-        {"message_id": f"t-{i}", "conversation_id": f"t-c{i // 2}", "text": f"wire to {{{{IBAN}}}} ref {i} please",
-         "lang": "en", "mixed_with": "", "channel": "email", "business_unit": "operations", "external": False,
-         "leakage": i % 2, "misconduct": 0, "off_channel": 0, "hard_case": ""}
+        {
+            "message_id": f"t-{i}",
+            "conversation_id": f"t-c{i // 2}",
+            "text": f"wire to {{{{IBAN}}}} ref {i} please",
+            "lang": "en",
+            "mixed_with": "",
+            "channel": "email",
+            "business_unit": "operations",
+            "external": False,
+            "leakage": i % 2,
+            "misconduct": 0,
+            "off_channel": 0,
+            "hard_case": "",
+        }
         for i in range(40)
     ]
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")

@@ -88,8 +88,15 @@ def test_split_keeps_conversations_whole_and_is_deterministic() -> None:
     for conv in range(120):
         for k in range(conv % 3 + 1):
             rows.append(
-                dict(GOOD, text=f"c{conv} m{k}", conversation_id=f"c{conv}", lang="en" if conv % 2 else "zh",
-                     leakage=int(conv % 5 == 0), misconduct=int(conv % 7 == 0), off_channel=0)
+                dict(
+                    GOOD,
+                    text=f"c{conv} m{k}",
+                    conversation_id=f"c{conv}",
+                    lang="en" if conv % 2 else "zh",
+                    leakage=int(conv % 5 == 0),
+                    misconduct=int(conv % 7 == 0),
+                    off_channel=0,
+                )
             )
     frame = pd.DataFrame(rows)
     first = split_labeled(frame, seed=3)

@@ -1,0 +1,1 @@
+"""NLP: language detection, spaCy pipelines, Presidio PII and entities from one parse."""

@@ -21,6 +21,7 @@ from typing import Any
 from faker import Faker
 
 from commsrisk.errors import InvalidInputError
+from commsrisk.nlp.checksums import isin_check_digit
 from commsrisk.schema import RISKS
 
 PLACEHOLDER = re.compile(r"\{\{([A-Z_]+)\}\}")
@@ -60,41 +61,6 @@ CODE_SWITCH: dict[str, dict[str, str]] = {
     "de": {"Kunde": "client", "Besprechung": "meeting", "Kunden": "clients", "Unterlagen": "deck"},
     "fr": {"client": "client", "réunion": "meeting", "conformité": "compliance", "dossier": "deal"},
 }
-
-
-def iban_is_valid(iban: str) -> bool:
-    """ISO 13616 mod-97 check."""
-    compact = iban.replace(" ", "").upper()
-    rearranged = compact[4:] + compact[:4]
-    return int("".join(str(int(ch, 36)) for ch in rearranged)) % 97 == 1
-
-
-def luhn_is_valid(number: str) -> bool:
-    """Luhn check of a card number (spaces allowed)."""
-    digits = [int(d) for d in number if d.isdigit()]
-    total = sum(d if i % 2 == 0 else (d * 2 - 9 if d * 2 > 9 else d * 2) for i, d in enumerate(reversed(digits)))
-    return total % 10 == 0
-
-
-def cn_resident_id_is_valid(number: str) -> bool:
-    """GB 11643-1999 check digit of an 18-character resident id."""
-    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)
-    if len(number) != 18 or not number[:17].isdigit():
-        return False
-    return "10X98765432"[sum(int(a) * w for a, w in zip(number[:17], weights, strict=True)) % 11] == number[17].upper()
-
-
-def isin_check_digit(body: str) -> str:
-    """The ISIN check digit of an 11-character body (letters expanded to numbers, then Luhn)."""
-    digits = "".join(str(int(ch, 36)) for ch in body)
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            d = d - 9 if d > 9 else d
-        total += d
-    return str((10 - total % 10) % 10)
 
 
 class PiiFaker:

@@ -1,0 +1,1 @@
+"""PII recognizers: our own, one class per file, enabled per language in recognizers.yaml."""

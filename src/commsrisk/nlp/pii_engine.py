@@ -1,0 +1,77 @@
+"""Presidio on our spaCy pipelines: the engine, and the rules that settle overlapping findings."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
+from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
+from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
+from spacy.language import Language
+
+from commsrisk.nlp.recognizers.registry import build_recognizers, load_recognizers_config
+
+logger = logging.getLogger(__name__)
+
+PRIORITY: dict[str, int] = {
+    "CN_RESIDENT_ID": 4,
+    "IBAN_CODE": 4,
+    "CREDIT_CARD": 4,
+    "ISIN": 4,
+    "US_SSN": 3,
+    "EMAIL_ADDRESS": 3,
+    "PHONE_NUMBER": 2,
+    "SWIFT_BIC": 2,
+    "CUSIP": 2,
+    "BANK_ACCOUNT": 1,
+}
+"""Which finding wins an overlap: checksum-validated ids, then specific formats, then the rest
+(names from NER and other weak signals are 0 and never cover a stronger finding)."""
+STRONG = 2
+"""Findings at this priority or above also remove spaCy entities they overlap (a card number
+tagged DATE, an e-mail tagged ORG)."""
+
+
+class PipelinesNlpEngine(SpacyNlpEngine):
+    """Presidio's spaCy engine on pipelines we built (blank ones included), never downloading."""
+
+    def __init__(self, pipelines: dict[str, Language]) -> None:
+        super().__init__(
+            models=[{"lang_code": lang, "model_name": f"commsrisk-{lang}"} for lang in pipelines],
+            ner_model_configuration=NerModelConfiguration(
+                labels_to_ignore=["ORGANIZATION", "DATE_TIME", "NRP", "LOCATION", "CARDINAL", "ORDINAL"],
+            ),
+        )
+        self._pipelines = pipelines
+        self.nlp = dict(pipelines)
+
+    def load(self) -> None:
+        """Already loaded by the factory."""
+        self.nlp = dict(self._pipelines)
+
+
+def build_analyzer(engine: PipelinesNlpEngine, languages: Sequence[str], min_score: float) -> AnalyzerEngine:
+    """The Presidio analyzer with our recognizers from recognizers.yaml."""
+    registry = RecognizerRegistry(supported_languages=list(languages))
+    for recognizer in build_recognizers(load_recognizers_config(), languages):
+        registry.add_recognizer(recognizer)
+    return AnalyzerEngine(
+        registry=registry,
+        nlp_engine=engine,
+        supported_languages=list(languages),
+        default_score_threshold=min_score,
+        context_aware_enhancer=LemmaContextAwareEnhancer(
+            context_similarity_factor=0.35, min_score_with_context_similarity=0.45
+        ),
+    )
+
+
+def resolve_overlaps(results: Sequence[RecognizerResult]) -> list[RecognizerResult]:
+    """Keep the strongest of overlapping findings: priority, then score, then length."""
+    ranked = sorted(results, key=lambda r: (PRIORITY.get(r.entity_type, 0), r.score, r.end - r.start), reverse=True)
+    kept: list[RecognizerResult] = []
+    for result in ranked:
+        if all(result.end <= k.start or result.start >= k.end for k in kept):
+            kept.append(result)
+    return sorted(kept, key=lambda r: (r.start, r.end))

@@ -1,0 +1,11 @@
+"""Boundary-free edges for patterns: Python's \\b fails when Chinese or Japanese is glued to an id.
+
+`\\w` matches CJK characters, so ``邮箱是wang.xm@example.com请`` has no \\b before "wang". These
+look-arounds only refuse a neighbouring ASCII letter or digit.
+"""
+
+START = r"(?<![A-Za-z0-9])"
+END = r"(?![A-Za-z0-9])"
+DIGIT_START = r"(?<![0-9])"
+DIGIT_END = r"(?![0-9])"
+CASE_SENSITIVE = 0x08 | 0x10  # re.MULTILINE | re.DOTALL, without Presidio's default IGNORECASE

@@ -1,0 +1,108 @@
+"""The nlp step of scoring: language, one spaCy parse, PII (Presidio) and entities from that parse.
+
+`analyze_batch` groups texts by language and runs spaCy's `pipe` once per group; Presidio then
+analyses each text on the artifacts of that parse, never parsing again. One message or a
+million go the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from presidio_analyzer import AnalyzerEngine
+
+from commsrisk.nlp.language import LanguageDetector
+from commsrisk.nlp.pii_engine import PRIORITY, STRONG, PipelinesNlpEngine, build_analyzer, resolve_overlaps
+from commsrisk.nlp.pipelines import PARSES, build_pipelines
+from commsrisk.schema import EntityFinding, PiiFinding
+from commsrisk.settings import NlpSettings
+
+logger = logging.getLogger(__name__)
+
+ENTITY_LABELS = frozenset(
+    {"PERSON", "ORG", "GPE", "LOC", "MONEY", "NORP", "FAC", "PRODUCT", "EVENT", "LAW", "DATE", "TIME", "PERCENT"}
+)
+"""spaCy labels kept as evidence (numbers without a unit are noise)."""
+
+
+@dataclass(frozen=True)
+class TextAnalysis:
+    """What the nlp step found in one text."""
+
+    language: str
+    languages: tuple[str, ...]
+    pii: list[PiiFinding]
+    entities: list[EntityFinding]
+    token_count: int
+
+
+class TextAnalyzer:
+    """Language detection, spaCy and Presidio, built once per process by `build_text_analyzer`."""
+
+    def __init__(
+        self,
+        detector: LanguageDetector,
+        engine: PipelinesNlpEngine,
+        analyzer: AnalyzerEngine,
+        settings: NlpSettings,
+    ) -> None:
+        self.detector = detector
+        self.engine = engine
+        self.analyzer = analyzer
+        self.settings = settings
+
+    @property
+    def parse_count(self) -> int:
+        """SpaCy parses performed in this process (one per analysed text)."""
+        return PARSES.count
+
+    def analyze(self, text: str, language: str | None = None) -> TextAnalysis:
+        """Analyse one text (the batch path with a batch of one)."""
+        return self.analyze_batch([text], [language])[0]
+
+    def analyze_batch(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[TextAnalysis]:
+        """Analyse texts in input order; `languages[i]` skips detection when given and supported."""
+        detected = [self.detector.resolve(text, lang) for text, lang in zip(texts, languages, strict=True)]
+        groups: dict[str, list[int]] = {}
+        for i, found in enumerate(detected):
+            groups.setdefault(found.language, []).append(i)
+        out: list[TextAnalysis | None] = [None] * len(texts)
+        for lang, indices in groups.items():
+            batch = [texts[i] for i in indices]
+            artifacts = self.engine.process_batch(batch, lang, batch_size=self.settings.spacy_batch_size)
+            for i, (_, arts) in zip(indices, artifacts, strict=True):
+                results = self.analyzer.analyze(
+                    texts[i], lang, nlp_artifacts=arts, score_threshold=self.settings.pii_min_score
+                )
+                kept = resolve_overlaps(results)
+                pii = [
+                    PiiFinding(
+                        entity_type=r.entity_type,
+                        start=r.start,
+                        end=r.end,
+                        score=round(min(max(r.score, 0.0), 1.0), 4),
+                        recognizer=(r.recognition_metadata or {}).get("recognizer_name", "unknown"),
+                    )
+                    for r in kept
+                ]
+                strong = [(r.start, r.end) for r in kept if PRIORITY.get(r.entity_type, 0) >= STRONG]
+                entities = [
+                    EntityFinding(label=ent.label_, start=ent.start_char, end=ent.end_char)
+                    for ent in arts.tokens.ents
+                    if ent.label_ in ENTITY_LABELS and all(ent.end_char <= s or ent.start_char >= e for s, e in strong)
+                ]
+                out[i] = TextAnalysis(detected[i].language, detected[i].languages, pii, entities, len(arts.tokens))
+        logger.debug("analysed %d texts in %d languages", len(texts), len(groups))
+        return [analysis for analysis in out if analysis is not None]
+
+
+def build_text_analyzer(settings: NlpSettings) -> TextAnalyzer:
+    """Load every pipeline and recognizer named in settings (the only place the nlp step loads models)."""
+    # Presidio's DEBUG records carry matched values and context words: never let them through.
+    logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
+    pipelines = build_pipelines(settings)
+    engine = PipelinesNlpEngine(pipelines)
+    analyzer = build_analyzer(engine, list(pipelines), settings.pii_min_score)
+    return TextAnalyzer(LanguageDetector(list(pipelines)), engine, analyzer, settings)

@@ -1,0 +1,147 @@
+"""PII and entities on the real spaCy pipelines and Presidio: types and spans, per language."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from commsrisk.nlp.checksums import cn_resident_id_is_valid
+from tests.utils.pii import cn_resident_id, iban, luhn_card
+
+CN_ID = cn_resident_id()
+CN_ID_BAD = CN_ID[:-1] + ("0" if CN_ID[-1] != "0" else "1")
+DE_IBAN = iban("DE", "370400440532013000")
+FR_IBAN = iban("FR", "20041010050500013M02606")
+ES_IBAN = iban("ES", "21000418450200051332")
+GB_IBAN = iban("GB", "NWBK60161331926819")
+CARD = luhn_card()
+
+
+def found(analysis, text: str) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return {(p.entity_type, text[p.start : p.end]) for p in analysis.pii}
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "expected"),
+    [
+        (f"客户身份证号{CN_ID}，请核对", "zh", {("CN_RESIDENT_ID", CN_ID)}),
+        ("手机13812345678，有事联系", "zh", {("PHONE_NUMBER", "13812345678")}),
+        ("邮箱是wang.xm@example.com请回复", "zh", {("EMAIL_ADDRESS", "wang.xm@example.com")}),
+        ("座机010-62345678找李经理", "zh", {("PHONE_NUMBER", "010-62345678")}),
+        (
+            f"Wire to IBAN {GB_IBAN}, SWIFT NWBKGB2L, card {CARD[:4]} {CARD[4:8]} {CARD[8:12]} {CARD[12:]}",
+            "en",
+            {
+                ("IBAN_CODE", GB_IBAN),
+                ("SWIFT_BIC", "NWBKGB2L"),
+                ("CREDIT_CARD", f"{CARD[:4]} {CARD[4:8]} {CARD[8:12]} {CARD[12:]}"),
+            },
+        ),
+        (
+            f"Bitte überweise auf {DE_IBAN}, Rückfragen unter 030 12345678",
+            "de",
+            {("IBAN_CODE", DE_IBAN), ("PHONE_NUMBER", "030 12345678")},
+        ),
+        (
+            f"Virement sur le compte {FR_IBAN}, appelle-moi au 06 12 34 56 78",
+            "fr",
+            {("IBAN_CODE", FR_IBAN), ("PHONE_NUMBER", "06 12 34 56 78")},
+        ),
+        (
+            f"Transfiere a {ES_IBAN} y llámame al 612 345 678",
+            "es",
+            {("IBAN_CODE", ES_IBAN), ("PHONE_NUMBER", "612 345 678")},
+        ),
+        (
+            f"振込先は{DE_IBAN}です。電話番号090-1234-5678までご連絡ください",
+            "ja",
+            {("IBAN_CODE", DE_IBAN), ("PHONE_NUMBER", "090-1234-5678")},
+        ),
+        (
+            "ISIN US0378331005 and CUSIP 037833100 for the Apple notes",
+            "en",
+            {("ISIN", "US0378331005"), ("CUSIP", "037833100")},
+        ),
+    ],
+)
+def test_pii_types_and_spans(text_analyzer, text: str, lang: str, expected: set[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
+    analysis = text_analyzer.analyze(text, lang)
+    assert expected <= found(analysis, text), found(analysis, text)
+
+
+@pytest.mark.parametrize(
+    ("text", "lang", "absent"),
+    [
+        (f"身份证号{CN_ID_BAD}", "zh", "CN_RESIDENT_ID"),
+        ("IBAN DE89370400440532013001 looks off", "en", "IBAN_CODE"),
+        ("Order 4532015112830367 filled", "en", "CREDIT_CARD"),
+        ("Please STANDARD the RUNBOOKS", "en", "SWIFT_BIC"),
+        ("Ticket 20231234 closed", "en", "BANK_ACCOUNT"),
+    ],
+)
+def test_rows_that_must_not_match(text_analyzer, text: str, lang: str, absent: str) -> None:  # type: ignore[no-untyped-def]
+    assert absent not in {p.entity_type for p in text_analyzer.analyze(text, lang).pii}
+
+
+def test_bad_check_digit_fixture_really_is_bad() -> None:
+    assert cn_resident_id_is_valid(CN_ID) and not cn_resident_id_is_valid(CN_ID_BAD)
+
+
+def test_no_weak_finding_or_entity_overlaps_an_identifier(text_analyzer) -> None:  # type: ignore[no-untyped-def]
+    text = f"John Smith's card {CARD} and IBAN {GB_IBAN}, email john.smith@harbourbank.com, 12 March 2025"
+    analysis = text_analyzer.analyze(text, "en")
+    strong = [(p.start, p.end) for p in analysis.pii if p.entity_type in {"CREDIT_CARD", "IBAN_CODE", "EMAIL_ADDRESS"}]
+    assert len(strong) == 3
+    for item in [*analysis.pii, *analysis.entities]:
+        label = getattr(item, "entity_type", getattr(item, "label", ""))
+        if label in {"CREDIT_CARD", "IBAN_CODE", "EMAIL_ADDRESS"}:
+            continue
+        assert all(item.end <= s or item.start >= e for s, e in strong), (label, text[item.start : item.end])
+
+
+def test_entities_and_pii_come_from_one_parse_per_message(text_analyzer) -> None:  # type: ignore[no-untyped-def]
+    texts = [
+        "John Smith from Goldman Sachs will call you about the London deal",
+        "请把客户名单发给王经理",
+        "Llámame mañana",
+        "明日電話します",
+    ] * 5
+    before = text_analyzer.parse_count
+    results = text_analyzer.analyze_batch(texts, [None] * len(texts))
+    assert [r.language for r in results[:4]] == ["en", "zh", "es", "ja"]
+    assert text_analyzer.parse_count - before == len(texts)
+    assert {"PERSON", "ORG", "GPE"} & {e.label for e in results[0].entities}
+
+
+@pytest.mark.parametrize(
+    ("text", "language", "languages"),
+    [
+        ("Let's take this to the other app", "en", ("en",)),
+        ("请把重复的记录删除一下", "zh", ("zh",)),
+        ("Mejor hablamos por mi WhatsApp personal, esta línea está grabada", "es", ("es",)),
+        ("Bitte lösch den Chat danach, Compliance muss nichts wissen", "de", ("de",)),
+        ("On en parle plutôt sur Signal, pas sur la ligne enregistrée", "fr", ("fr",)),
+        ("この件はLINEで話しましょう", "ja", ("ja",)),
+        ("这个deal下周announce，先别跟client讲", "zh", ("zh", "en")),
+        ("邮箱是wang.xm@example.com请回复", "zh", ("zh",)),
+    ],
+)
+def test_language_detection(text_analyzer, text: str, language: str, languages: tuple[str, ...]) -> None:  # type: ignore[no-untyped-def]
+    analysis = text_analyzer.analyze(text)
+    assert (analysis.language, analysis.languages) == (language, languages)
+
+
+def test_batch_equals_one_by_one(text_analyzer) -> None:  # type: ignore[no-untyped-def]
+    texts = [f"身份证{CN_ID}", f"IBAN {DE_IBAN} bitte", "hello there", "電話番号090-1234-5678", "Bonjour, appelle-moi"]
+    batch = text_analyzer.analyze_batch(texts, [None] * len(texts))
+    assert batch == [text_analyzer.analyze(t) for t in texts]
+
+
+def test_no_text_or_pii_value_in_logs(text_analyzer, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    secret = f"my card {CARD} and id {CN_ID}, mail secret.person@example.com"
+    with caplog.at_level(logging.DEBUG):
+        text_analyzer.analyze_batch([secret], [None])
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for value in (CARD, CN_ID, "secret.person@example.com", "my card"):
+        assert value not in logged
