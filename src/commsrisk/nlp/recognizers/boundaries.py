@@ -1,6 +1,6 @@
-"""Boundary-free edges for patterns: Python's \\b fails when Chinese or Japanese is glued to an id.
+r"""Boundary-free edges for patterns: Python's \b fails when Chinese or Japanese is glued to an id.
 
-`\\w` matches CJK characters, so ``邮箱是wang.xm@example.com请`` has no \\b before "wang". These
+`\w` matches CJK characters, so ``邮箱是wang.xm@example.com请`` has no \b before "wang". These
 look-arounds only refuse a neighbouring ASCII letter or digit.
 """
 

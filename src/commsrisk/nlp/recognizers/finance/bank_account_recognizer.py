@@ -1,4 +1,6 @@
-"""Bank account numbers: any run of 7-19 digits is too common to report alone, so the score
+"""Bank account numbers, reported only with an account word nearby.
+
+Any run of 7-19 digits is too common to report alone, so the score
 only passes the threshold with an account word nearby. Budget: < 1 ms per message.
 """
 

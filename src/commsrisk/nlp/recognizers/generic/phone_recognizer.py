@@ -1,5 +1,6 @@
-"""Phone numbers in the local formats of each language's countries, via Google's libphonenumber
-(Presidio's PhoneRecognizer), with context words in the message's language.
+"""Phone numbers in the local formats of each language's countries.
+
+Via Google's libphonenumber (Presidio's PhoneRecognizer), with context words in the message's language.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""Chinese person names from jieba's POS tags (nr), read from the shared parse: a low-score
-signal (jieba's tagger is the only offline Chinese name source; it misses and over-tags).
+"""Chinese person names from jieba's POS tags (nr), read from the shared parse.
+
+A low-score signal (jieba's tagger is the only offline Chinese name source; it misses and over-tags).
 """
 
 from __future__ import annotations

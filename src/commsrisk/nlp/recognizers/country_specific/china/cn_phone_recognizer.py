@@ -1,5 +1,6 @@
-"""Chinese mobile (1[3-9]x, 11 digits, optional +86) and landline (0xx-xxxxxxxx) numbers,
-boundary-free. Budget: < 1 ms per message.
+"""Chinese mobile (1[3-9]x, 11 digits, optional +86) and landline (0xx-xxxxxxxx) numbers.
+
+Boundary-free. Budget: < 1 ms per message.
 """
 
 from __future__ import annotations
