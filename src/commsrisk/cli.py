@@ -98,7 +98,8 @@ def data_build(
     raw: Annotated[Path, typer.Option(help="Folder of hand-written JSONL files.")] = Path("data/raw/written"),
     output: Annotated[Path, typer.Option(help="The seed corpus to write.")] = Path("data/seed/commsrisk_seed.jsonl"),
     seed: Annotated[int, typer.Option(help="Seed for PII values and augmentation.")] = 7,
-    augment_share: Annotated[float, typer.Option(help="Share of messages that get one augmented variant.")] = 0.4,
+    augment_share: Annotated[float, typer.Option(help="Augmented variants per written message with no risk label.")] = 1.0,
+    positive_augment_share: Annotated[float, typer.Option(help="Augmented variants per message with a risk label.")] = 2.0,
 ) -> None:
     """Fill PII placeholders with valid fake values, add documented variants, write the corpus."""
     import pandas as pd
@@ -106,7 +107,7 @@ def data_build(
     from commsrisk.training.corpus import build_corpus, write_jsonl
 
     try:
-        rows = build_corpus(raw, seed=seed, augment_share=augment_share)
+        rows = build_corpus(raw, seed=seed, augment_share=augment_share, positive_augment_share=positive_augment_share)
     except CommsriskError as error:
         raise _fail(error) from error
     count = write_jsonl(rows, output)

@@ -167,8 +167,25 @@ def _code_switch(text: str, lang: str, rng: random.Random) -> str | None:
     if not hits:
         return None
     for word in rng.sample(hits, k=min(len(hits), 2)):
-        text = text.replace(word, table[word] if lang in ("zh", "ja") else f"{table[word]}", 1)
+        text = text.replace(word, table[word], 1)
     return text
+
+
+FULL_TO_HALF = str.maketrans("，。！？：；（）", ",.!?:;()")
+HALF_TO_FULL = str.maketrans(",.!?:;", "，。！？：；")
+
+
+def _punctuation(text: str, lang: str, rng: random.Random) -> str:
+    """Punctuation as people really type it: CJK full/half-width swapped or dropped, Latin stripped."""
+    if lang in ("zh", "ja"):
+        choice = rng.random()
+        if choice < 0.4:
+            return text.translate(FULL_TO_HALF)
+        if choice < 0.7:
+            return re.sub(r"[，。！？、]", " ", text).strip()
+        return text.translate(HALF_TO_FULL) if re.search(r"[,.!?]", text) else text.rstrip("。！") + "！！"
+    stripped = re.sub(r"[.,!?;:'\"]", "", text)
+    return stripped.lower() if rng.random() < 0.5 else stripped
 
 
 def _chat_format(text: str, lang: str, rng: random.Random) -> str:
@@ -194,39 +211,55 @@ def read_written(paths: Iterable[Path]) -> list[dict[str, Any]]:
     return rows
 
 
-def build_corpus(raw_dir: Path, *, seed: int = 7, augment_share: float = 0.4) -> list[dict[str, Any]]:
-    """Filled written messages plus one variant for `augment_share` of them, in a stable order."""
+def _variant(template: str, lang: str, method: str, faker: PiiFaker, rng: random.Random) -> str | None:
+    """One meaning-preserving variant of a written message, or None if the method does not apply."""
+    if method == "pii_swap":
+        return faker.fill(template, lang)
+    if method == "typos":
+        return _typos(faker.fill(template, lang), rng)
+    if method == "code_switch":
+        return _code_switch(faker.fill(template, lang), lang, rng)
+    if method == "punctuation":
+        return _punctuation(faker.fill(template, lang), lang, rng)
+    return _chat_format(faker.fill(template, lang), lang, rng)
+
+
+def build_corpus(
+    raw_dir: Path, *, seed: int = 7, augment_share: float = 1.0, positive_augment_share: float = 2.0
+) -> list[dict[str, Any]]:
+    """Filled written messages plus variants, in a stable order.
+
+    Each message gets about `augment_share` variants (`positive_augment_share` if it carries a
+    risk label, which oversamples the rarer positives), each by a different method; a variant
+    equal to a text already in the corpus is dropped.
+    """
     rng = random.Random(seed)
     faker = PiiFaker(seed)
     written = read_written(raw_dir.glob("*.jsonl"))
     out: list[dict[str, Any]] = []
+    seen: set[str] = set()
     for row in written:
         template = row["text"]
         base = {**row, "text": faker.fill(template, row["lang"]), "origin": "written", "source_id": row["message_id"]}
         out.append(base)
-        if rng.random() >= augment_share:
-            continue
-        methods = ["typos", "chat_format"] if row["lang"] in ("en", "es", "de", "fr") else ["chat_format"]
+        seen.add(base["text"])
+        methods = ["chat_format", "punctuation"] + (["typos"] if row["lang"] in ("en", "es", "de", "fr") else [])
         if PLACEHOLDER.search(template):
             methods.append("pii_swap")
         if row["lang"] in CODE_SWITCH and not row.get("mixed_with"):
             methods.append("code_switch")
-        method = rng.choice(methods)
-        if method == "pii_swap":
-            text: str | None = faker.fill(template, row["lang"])
-        elif method == "typos":
-            text = _typos(faker.fill(template, row["lang"]), rng)
-        elif method == "code_switch":
-            text = _code_switch(faker.fill(template, row["lang"]), row["lang"], rng)
-        else:
-            text = _chat_format(faker.fill(template, row["lang"]), row["lang"], rng)
-        if text is None or text == base["text"]:
-            continue
-        variant = {**row, "text": text, "origin": f"augmented:{method}", "source_id": row["message_id"]}
-        variant["message_id"] = f"{row['message_id']}-{method}"
-        if method == "code_switch":
-            variant["mixed_with"] = "en"
-        out.append(variant)
+        share = positive_augment_share if any(int(row[risk]) for risk in RISKS) else augment_share
+        count = int(share) + (1 if rng.random() < share - int(share) else 0)
+        for method in rng.sample(methods, k=min(count, len(methods))):
+            text = _variant(template, row["lang"], method, faker, rng)
+            if text is None or text in seen:
+                continue
+            seen.add(text)
+            variant = {**row, "text": text, "origin": f"augmented:{method}", "source_id": row["message_id"]}
+            variant["message_id"] = f"{row['message_id']}-{method}"
+            if method == "code_switch":
+                variant["mixed_with"] = "en"
+            out.append(variant)
     return out
 
 
