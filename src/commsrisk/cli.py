@@ -98,8 +98,12 @@ def data_build(
     raw: Annotated[Path, typer.Option(help="Folder of hand-written JSONL files.")] = Path("data/raw/written"),
     output: Annotated[Path, typer.Option(help="The seed corpus to write.")] = Path("data/seed/commsrisk_seed.jsonl"),
     seed: Annotated[int, typer.Option(help="Seed for PII values and augmentation.")] = 7,
-    augment_share: Annotated[float, typer.Option(help="Augmented variants per written message with no risk label.")] = 1.0,
-    positive_augment_share: Annotated[float, typer.Option(help="Augmented variants per message with a risk label.")] = 2.0,
+    augment_share: Annotated[
+        float, typer.Option(help="Augmented variants per written message with no risk label.")
+    ] = 1.0,
+    positive_augment_share: Annotated[
+        float, typer.Option(help="Augmented variants per message with a risk label.")
+    ] = 2.0,
 ) -> None:
     """Fill PII placeholders with valid fake values, add documented variants, write the corpus."""
     import pandas as pd

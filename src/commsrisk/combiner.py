@@ -9,6 +9,7 @@ a score is exact: coefficient x standardised value, in log-odds.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from commsrisk.schema import RISKS
 from commsrisk.signals import DEFAULT_SIGNALS, Evidence, resolve_signals
 
 COMBINER_FILE = "combiner.json"
+
+logger = logging.getLogger(__name__)
 
 
 def signal_features(evidence: Sequence[Evidence], signal_names: Sequence[str]) -> tuple[np.ndarray, list[str]]:
@@ -63,7 +66,13 @@ class RiskCombiner:
         standardised = (features - mean) / scale
         coef = np.zeros((len(RISKS), len(names)))
         intercept = np.zeros(len(RISKS))
-        for j in range(len(RISKS)):
+        for j, risk in enumerate(RISKS):
+            if len(np.unique(labels[:, j])) < 2:
+                # No positives (or no negatives) to calibrate on: pass the classifier through unchanged.
+                logger.warning("calibration split has one class for %s: using the classifier's probability", risk)
+                k = names.index(f"clf_{risk}")
+                coef[j, k], intercept[j] = scale[k], mean[k]
+                continue
             model = LogisticRegression(C=regularisation, max_iter=2000)
             model.fit(standardised, labels[:, j])
             coef[j] = model.coef_[0]

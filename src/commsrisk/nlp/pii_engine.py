@@ -28,6 +28,26 @@ PRIORITY: dict[str, int] = {
 }
 """Which finding wins an overlap: checksum-validated ids, then specific formats, then the rest
 (names from NER and other weak signals are 0 and never cover a stronger finding)."""
+SPACY_LABELS_NOT_PII = [
+    "ORG",
+    "GPE",
+    "LOC",
+    "NORP",
+    "FAC",
+    "PRODUCT",
+    "EVENT",
+    "LAW",
+    "DATE",
+    "TIME",
+    "PERCENT",
+    "MONEY",
+    "QUANTITY",
+    "ORDINAL",
+    "CARDINAL",
+    "WORK_OF_ART",
+    "LANGUAGE",
+]
+"""spaCy labels that are evidence (entities), not PII: only PERSON goes to Presidio as PII."""
 STRONG = 2
 """Findings at this priority or above also remove spaCy entities they overlap (a card number
 tagged DATE, an e-mail tagged ORG)."""
@@ -40,7 +60,8 @@ class PipelinesNlpEngine(SpacyNlpEngine):
         super().__init__(
             models=[{"lang_code": lang, "model_name": f"commsrisk-{lang}"} for lang in pipelines],
             ner_model_configuration=NerModelConfiguration(
-                labels_to_ignore=["ORGANIZATION", "DATE_TIME", "NRP", "LOCATION", "CARDINAL", "ORDINAL"],
+                model_to_presidio_entity_mapping={"PERSON": "PERSON"},
+                labels_to_ignore=SPACY_LABELS_NOT_PII,
             ),
         )
         self._pipelines = pipelines

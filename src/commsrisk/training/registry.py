@@ -73,6 +73,7 @@ def log_and_register_model(classifier_dir: Path, registered_model: str, *, macro
         python_model=str(model_code),
         artifacts={CLASSIFIER_ARTIFACT: str(classifier_dir)},
         signature=infer_signature(INPUT_EXAMPLE, output_example),
+        input_example=INPUT_EXAMPLE,
         pip_requirements=PIP_REQUIREMENTS,
         registered_model_name=registered_model,
         tags={"macro_f1": f"{macro_f1:.4f}"},
