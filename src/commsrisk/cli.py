@@ -7,6 +7,7 @@ progress for people go to the terminal (stderr for progress).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -41,6 +42,7 @@ logger = logging.getLogger("commsrisk")
 
 
 def _setup_logging(level: str) -> None:
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(
         level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
@@ -224,6 +226,17 @@ def train(
         )
     except CommsriskError as error:
         raise _fail(error) from error
+    from commsrisk.training.model_card import write_model_card
+
+    command = "commsrisk train " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else "commsrisk train"
+    write_model_card(
+        output / "MODEL_CARD.md",
+        metadata=outcome.metadata,
+        evaluations=outcome.evaluations,
+        report=outcome.report,
+        data_source=data.name,
+        command=command,
+    )
     out.print(outcome.report)
     where = (
         f", registered as {settings.tracking.registered_model} v{outcome.model_version} @candidate"
@@ -605,6 +618,22 @@ def _log_tuning_run(settings: Settings, report_dir: Path, rows, goal, note: str)
             )
         mlflow.log_artifacts(str(report_dir), "thresholds_report")
     out.print(f"logged to MLflow run {run.info.run_id}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind; keep loopback unless a proxy fronts it.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port.")] = 3000,
+) -> None:
+    """Start the HTTP service (BentoML) with the model and thresholds from settings."""
+    import os
+    import shutil
+
+    bentoml_bin = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
+    err.print(f"serving commsrisk on http://{host}:{port} (docs at /docs, Ctrl-C to stop)")
+    os.execv(
+        bentoml_bin, [bentoml_bin, "serve", "commsrisk.service:CommsriskService", "--host", host, "--port", str(port)]
+    )
 
 
 def main_entry() -> None:

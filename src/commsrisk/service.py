@@ -18,6 +18,10 @@ import bentoml
 import numpy as np
 from bentoml.exceptions import BentoMLException, InvalidArgument
 from pydantic import BaseModel, Field, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from commsrisk.errors import CommsriskError
 from commsrisk.schema import (
@@ -140,6 +144,19 @@ class RemoteClassifier:
         return {risk: [EvidenceSpan.model_validate(s) for s in items] for risk, items in spans.items()}
 
 
+async def _get_thresholds(request: Request) -> JSONResponse:
+    return JSONResponse(bentoml.get_current_service().thresholds_info().model_dump())
+
+
+async def _get_model(request: Request) -> JSONResponse:
+    return JSONResponse(bentoml.get_current_service().model_info_response().model_dump())
+
+
+info_app = Starlette(routes=[Route("/thresholds", _get_thresholds), Route("/model", _get_model)])
+"""GET /thresholds and GET /model (BentoML API methods are POST only)."""
+
+
+@bentoml.asgi_app(info_app, path="/")
 @bentoml.service(
     name="commsrisk",
     workers=1,
@@ -236,14 +253,12 @@ class CommsriskService:
         items += [BatchItemResult(index=i, result=r) for (i, _), r in zip(valid, results, strict=True)]
         return sorted(items, key=lambda item: item.index)
 
-    @bentoml.api(route="/thresholds")
-    def thresholds(self) -> ThresholdsInfo:
+    def thresholds_info(self) -> ThresholdsInfo:
         """The thresholds policy in force (reloaded when the policy file changes)."""
         policy = self.policy.current()
         return ThresholdsInfo(version=policy.version, defaults=policy.defaults, business_units=policy.business_units)
 
-    @bentoml.api(route="/model")
-    def model(self) -> ModelInfo:
+    def model_info_response(self) -> ModelInfo:
         """The classifier version in use."""
         metadata = self.model_info.get("metadata", {})
         return ModelInfo(

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import random
+import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,6 +50,9 @@ class FineTuneConfig(BaseModel):
     lora_dropout: float = Field(0.1, ge=0, lt=1)
     lora_target_modules: tuple[str, ...] = ("query", "key", "value")
     torch_threads: int | None = Field(None, ge=1)
+
+
+warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 
 def seed_everything(seed: int) -> None:
@@ -175,6 +179,7 @@ def save_delta(model: PreTrainedModel, out_dir: Path, metadata: dict[str, Any]) 
     """Write the LoRA delta (adapters, pooler, head) and the commsrisk metadata to `out_dir`."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
+    (out_dir / "README.md").unlink(missing_ok=True)  # peft's empty template; MODEL_CARD.md is ours
     full = {
         "risks": list(RISKS),
         "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),

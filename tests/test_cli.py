@@ -1,0 +1,81 @@
+"""The command line as a user runs it: real models, files with good and bad lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = str(Path(sys.executable).with_name("commsrisk"))
+
+
+def _run(
+    *args: str, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [CLI, *args],
+        input=stdin,
+        capture_output=True,
+        cwd=REPO,
+        timeout=600,
+        env={**os.environ, "COMMSRISK_MODEL__CLASSIFIER": "models/default", **(env or {})},
+    )
+
+
+def test_score_examples_file(base_model_dir: Path) -> None:
+    run = _run("score", "data/examples.jsonl", "--format", "json")
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    results = [json.loads(line) for line in run.stdout.decode().splitlines()]
+    assert len(results) == 30 and all(set(r["risks"]) == {"leakage", "misconduct", "off_channel"} for r in results)
+    stderr = run.stderr.decode()
+    assert "Traceback" not in stderr and "Warning" not in stderr, stderr[-2000:]
+
+
+def test_bad_lines_are_reported_and_the_rest_scored(tmp_path: Path, base_model_dir: Path) -> None:
+    path = tmp_path / "messages.jsonl"
+    path.write_bytes(
+        b'{"text": "Kill the order in ACME", "message_id": "a"}\n'
+        b'{"text": "", "message_id": "b"}\n'
+        b'{"text": "caf\xe9 with my personal phone"}\n'
+        b'{"text": 12}\n' + json.dumps({"text": "z" * 20001}).encode() + b"\n"
+        b'{"text": "\xe5\x8a\xa0\xe6\x88\x91\xe5\xbe\xae\xe4\xbf\xa1\xe5\xb0\x8f\xe5\x8f\xb7\xe8\x81\x8a", "message_id": "f"}\n'
+    )
+    run = _run("score", str(path), "--format", "json")
+    assert run.returncode == 1
+    ids = [json.loads(line)["message_id"] for line in run.stdout.decode().splitlines()]
+    assert ids == ["a", "f"]
+    stderr = run.stderr.decode()
+    assert "line 2 rejected: field 'text': text is empty" in stderr
+    assert "line 3 rejected: invalid UTF-8" in stderr
+    assert "line 4 rejected: field 'text'" in stderr
+    assert "line 5 rejected: field 'text': text has 20001 characters, over the limit of 20000" in stderr
+
+
+def test_text_argument_and_stdin(base_model_dir: Path) -> None:
+    one = _run("score", "Let's take this to the other app", "--format", "json", "--business-unit", "equities-trading")
+    assert one.returncode == 0 and json.loads(one.stdout)["business_unit"] == "equities-trading"
+    piped = _run("score", "-", "--format", "json", stdin="hello there\n请把客户名单发我\n".encode())
+    assert piped.returncode == 0 and len(piped.stdout.decode().splitlines()) == 2
+
+
+def test_train_reports_bad_rows_and_fails_on_an_all_bad_file(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,leakage,misconduct,off_channel\n,0,0,0\nhello,2,0,0\nhi,0,,0\n", encoding="utf-8")
+    run = _run(
+        "train", "--data", str(bad), "--no-register", env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    )
+    assert run.returncode != 0
+    stderr = run.stderr.decode()
+    assert "none of the 3 rows is usable" in stderr and "Traceback" not in stderr
+    assert "empty text" in stderr and "label 'leakage' is '2'" in stderr and "missing label 'misconduct'" in stderr
+    missing = tmp_path / "missing.csv"
+    missing.write_text("text,leakage,misconduct\nhello,0,0\n", encoding="utf-8")
+    run = _run("train", "--data", str(missing), "--no-register")
+    assert run.returncode != 0 and "missing required column(s) ['off_channel']" in run.stderr.decode()

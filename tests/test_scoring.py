@@ -1,0 +1,87 @@
+"""The Scorer on real components: the default model, spaCy, Presidio."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from commsrisk.schema import RISKS, Message
+from tests.utils.pii import cn_resident_id, iban, luhn_card
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _examples() -> list[Message]:
+    lines = (REPO / "data" / "examples.jsonl").read_text(encoding="utf-8").splitlines()
+    return [Message.model_validate(json.loads(line)) for line in lines]
+
+
+def test_result_has_scores_flags_evidence_and_versions(scorer) -> None:  # type: ignore[no-untyped-def]
+    result = scorer.score(
+        Message(text=f"Send the client list with card {luhn_card()} to my gmail tonight", external=True)
+    )
+    assert set(result.risks) == set(RISKS)
+    for decision in result.risks.values():
+        assert 0.0 <= decision.score <= 1.0
+        assert decision.flagged == (decision.score >= decision.threshold)
+        assert decision.explanation.summary
+    assert any(p.entity_type == "CREDIT_CARD" and p.value and p.value.startswith("*") for p in result.pii)
+    assert result.model_version and result.thresholds_version
+
+
+def test_flagged_risk_is_explained_by_phrases_of_the_text(scorer) -> None:  # type: ignore[no-untyped-def]
+    text = "Let's move this chat to my personal WhatsApp and delete these messages, the desk line is recorded."
+    result = scorer.score(Message(text=text))
+    flagged = [r for r, d in result.risks.items() if d.flagged]
+    assert "off_channel" in flagged, {r: d.score for r, d in result.risks.items()}
+    spans = result.risks["off_channel"].explanation.spans
+    assert spans and all(0 <= s.start < s.end <= len(text) for s in spans)
+    assert result.risks["off_channel"].explanation.signals[0].name == "clf_off_channel"
+
+
+def test_examples_score_sensibly(scorer) -> None:  # type: ignore[no-untyped-def]
+    results = {r.message_id: r for r in scorer.score_batch(_examples())}
+    assert len(results) == 30
+    assert {r.language for r in results.values()} == {"en", "zh", "es", "de", "fr", "ja"}
+    off = ["ex-02", "ex-11", "ex-17", "ex-23", "ex-26"]
+    benign = ["ex-03", "ex-06", "ex-12", "ex-13", "ex-19", "ex-30"]
+    assert sum(results[m].risks["off_channel"].flagged for m in off) >= 4
+    assert sum(any(d.flagged for d in results[m].risks.values()) for m in benign) <= 1
+    assert {"CN_RESIDENT_ID", "PHONE_NUMBER", "EMAIL_ADDRESS"} <= {p.entity_type for p in results["ex-09"].pii}
+
+
+def test_batch_of_1000_equals_one_by_one(scorer) -> None:  # type: ignore[no-untyped-def]
+    base = _examples()
+    extra = [
+        Message(text=f"客户身份证{cn_resident_id()}，请转账到{iban('DE', '370400440532013000')}", message_id="x1"),
+        Message(text="Kill the order and delete the duplicate rows", message_id="x2", business_unit="operations"),
+    ]
+    messages = [m.model_copy(update={"message_id": f"{m.message_id}-{i}"}) for i in range(32) for m in [*base, *extra]]
+    messages = messages[:1000]
+    scorer.explain = False
+    try:
+        batch = scorer.score_batch(messages)
+        one_by_one = [scorer.score(m) for m in messages[:1000:7]]
+    finally:
+        scorer.explain = True
+    assert len(batch) == 1000
+    for single, batched in zip(one_by_one, batch[:1000:7], strict=True):
+        assert single.message_id == batched.message_id
+        assert single.pii == batched.pii and single.entities == batched.entities and single.language == batched.language
+        for risk in RISKS:
+            assert single.risks[risk].score == pytest.approx(batched.risks[risk].score, abs=1e-4)
+            assert single.risks[risk].flagged == batched.risks[risk].flagged
+
+
+def test_no_text_or_pii_values_in_logs(scorer, caplog: pytest.LogCaptureFixture) -> None:  # type: ignore[no-untyped-def]
+    card, person_id = luhn_card(), cn_resident_id()
+    secret = f"wire it to my own account, card {card}, id {person_id}, mail me at hidden.person@example.com"
+    with caplog.at_level(logging.INFO):
+        scorer.score_batch([Message(text=secret, message_id="secret-1")])
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "secret-1" not in logged or "scored" in logged
+    for value in (card, person_id, "hidden.person@example.com", "wire it"):
+        assert value not in logged
