@@ -40,13 +40,15 @@ def test_score_examples_file(base_model_dir: Path) -> None:
 
 def test_bad_lines_are_reported_and_the_rest_scored(tmp_path: Path, base_model_dir: Path) -> None:
     path = tmp_path / "messages.jsonl"
-    path.write_bytes(
-        b'{"text": "Kill the order in ACME", "message_id": "a"}\n'
-        b'{"text": "", "message_id": "b"}\n'
-        b'{"text": "caf\xe9 with my personal phone"}\n'
-        b'{"text": 12}\n' + json.dumps({"text": "z" * 20001}).encode() + b"\n"
-        b'{"text": "\xe5\x8a\xa0\xe6\x88\x91\xe5\xbe\xae\xe4\xbf\xa1\xe5\xb0\x8f\xe5\x8f\xb7\xe8\x81\x8a", "message_id": "f"}\n'
-    )
+    lines = [
+        b'{"text": "Kill the order in ACME", "message_id": "a"}',
+        b'{"text": "", "message_id": "b"}',
+        b'{"text": "caf\xe9 with my personal phone"}',
+        b'{"text": 12}',
+        json.dumps({"text": "z" * 20001}).encode(),
+        json.dumps({"text": "加我微信小号聊", "message_id": "f"}, ensure_ascii=False).encode(),
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
     run = _run("score", str(path), "--format", "json")
     assert run.returncode == 1
     ids = [json.loads(line)["message_id"] for line in run.stdout.decode().splitlines()]
