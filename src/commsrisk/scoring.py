@@ -216,7 +216,12 @@ def build_scorer(
 
         torch.set_num_threads(settings.model.torch_threads)
     location = classifier_location or resolve_classifier_location(settings)
-    classifier = load_classifier(location, max_length=settings.model.max_length, batch_size=settings.model.batch_size)
+    classifier = load_classifier(
+        location,
+        base_model=settings.model.base_model,
+        max_length=settings.model.max_length,
+        batch_size=settings.model.batch_size,
+    )
     if classifier.local_dir is None:
         raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")
     combiner = RiskCombiner.load(classifier.local_dir)

@@ -1,8 +1,8 @@
 """The HTTP service (BentoML): a thin shell that maps requests to `Scorer` calls.
 
-Two services: `RiskClassifierService` holds the transformer and batches concurrent calls
-(adaptive batching); `CommsriskService` holds the NLP pipelines, the combiner and the thresholds,
-and serves the public API. `bentoml serve commsrisk.service:CommsriskService` starts both.
+`bentoml serve commsrisk.service:CommsriskService` (or `commsrisk serve`) loads the Scorer once
+per worker: NLP pipelines, classifier, combiner, and the thresholds policy (re-read when its file
+changes). Batches go through `Scorer.score_batch`: one code path for one message and many.
 """
 
 from __future__ import annotations
@@ -10,12 +10,9 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Sequence
-from pathlib import Path
 from typing import Annotated, Any
 
 import bentoml
-import numpy as np
 from bentoml.exceptions import BentoMLException, InvalidArgument
 from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
@@ -27,12 +24,17 @@ from commsrisk.errors import CommsriskError
 from commsrisk.schema import (
     DEFAULT_LIMITS,
     RISKS,
-    EvidenceSpan,
     Message,
     ScoreResult,
     describe_validation_error,
 )
-from commsrisk.service_middleware import ApiKeyMiddleware, BodySizeLimitMiddleware
+from commsrisk.service_middleware import (
+    ApiKeyMiddleware,
+    BodySizeLimitMiddleware,
+    JsonOnlyMiddleware,
+    ValidationErrorShapeMiddleware,
+    install_log_redaction,
+)
 from commsrisk.settings import Settings
 
 logger = logging.getLogger("commsrisk.service")
@@ -88,62 +90,6 @@ class ThresholdsInfo(BaseModel):
     business_units: dict[str, dict[str, float]]
 
 
-@bentoml.service(name="commsrisk-classifier", workers=1, traffic={"timeout": 120})
-class RiskClassifierService:
-    """The fine-tuned transformer, loaded once; concurrent calls are batched together."""
-
-    def __init__(self) -> None:
-        from commsrisk.classifier.model import load_classifier
-        from commsrisk.scoring import resolve_classifier_location
-
-        settings = Settings.load()
-        self.location = resolve_classifier_location(settings)
-        self.classifier = load_classifier(
-            self.location, max_length=settings.model.max_length, batch_size=settings.model.batch_size
-        )
-
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=200)
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """P(risk) per text (adaptive batching merges concurrent calls)."""
-        return self.classifier.predict_proba(texts)
-
-    @bentoml.api
-    def explain(self, text: str, risks: list[str]) -> dict[str, list[EvidenceSpan]]:
-        """Phrases behind each named risk for one text."""
-        return self.classifier.explain(text, risks)
-
-    @bentoml.api
-    def info(self) -> dict[str, Any]:
-        """Version and metadata of the loaded classifier."""
-        return {
-            "version": self.classifier.version,
-            "location": self.location,
-            "local_dir": str(self.classifier.local_dir) if self.classifier.local_dir else None,
-            "metadata": {k: v for k, v in self.classifier.metadata.items() if isinstance(v, (str, int, float))},
-        }
-
-
-class RemoteClassifier:
-    """The Scorer's classifier, served by RiskClassifierService (so its calls batch)."""
-
-    def __init__(self, client: Any, version: str) -> None:
-        self.client = client
-        self.version = version
-
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """P(risk) for the texts, from the classifier service."""
-        if not texts:
-            return np.zeros((0, len(RISKS)))
-        return np.asarray(self.client.predict_proba(list(texts)), dtype=np.float64)
-
-    def explain(self, text: str, risks: Sequence[str]) -> dict[str, list[EvidenceSpan]]:
-        """Phrases behind each risk, from the classifier service."""
-        if not risks:
-            return {}
-        spans = self.client.explain(text=text, risks=list(risks))
-        return {risk: [EvidenceSpan.model_validate(s) for s in items] for risk, items in spans.items()}
-
-
 async def _get_thresholds(request: Request) -> JSONResponse:
     return JSONResponse(bentoml.get_current_service().thresholds_info().model_dump())
 
@@ -161,33 +107,20 @@ info_app = Starlette(routes=[Route("/thresholds", _get_thresholds), Route("/mode
     name="commsrisk",
     workers=1,
     traffic={"timeout": 120, "max_concurrency": 64},
-    envs=[{"name": "COMMSRISK_API_KEY"}, {"name": "MLFLOW_TRACKING_URI"}, {"name": "COMMSRISK_CONFIG"}],
 )
 class CommsriskService:
     """Score messages for leakage, misconduct and off-channel risk, with evidence."""
 
-    classifier_service = bentoml.depends(RiskClassifierService)
-
     def __init__(self) -> None:
-        from commsrisk.combiner import RiskCombiner
-        from commsrisk.nlp.text_analyzer import build_text_analyzer
-        from commsrisk.scoring import Scorer
+        from commsrisk.scoring import build_scorer
         from commsrisk.thresholds_store import PolicyWatcher
 
+        install_log_redaction()
         self.settings = Settings.load()
-        info = self.classifier_service.info()
-        self.model_info = info
-        if not info.get("local_dir"):
-            raise CommsriskError(f"classifier at {info['location']} has no local folder with a combiner")
         self.policy = PolicyWatcher(self.settings.thresholds)
-        self.scorer = Scorer(
-            analyzer=build_text_analyzer(self.settings.nlp),
-            classifier=RemoteClassifier(self.classifier_service, info["version"]),
-            combiner=RiskCombiner.load(Path(info["local_dir"])),
-            policy=self.policy.current,
-            model_version=info["version"],
-        )
-        logger.info("commsrisk service ready: model=%s", info["version"])
+        self.scorer = build_scorer(self.settings, policy=self.policy.current)
+        self.model_metadata = dict(getattr(self.scorer.classifier, "metadata", {}))
+        logger.info("commsrisk service ready: model=%s", self.scorer.model_version)
 
     def _score(self, messages: list[Message], show_values: bool, request_id: str) -> list[ScoreResult]:
         started = time.perf_counter()
@@ -214,12 +147,13 @@ class CommsriskService:
     def score(
         self,
         message: Annotated[Message, Field(examples=[EXAMPLE_MESSAGE.model_dump(exclude_none=True)])],
+        ctx: bentoml.Context,
         show_pii_values: bool = False,
-        ctx: bentoml.Context | None = None,
     ) -> ScoreResult:
         """Score one message: per-risk score, flag, threshold and evidence."""
         self._check_length(message)
-        return self._score([message], show_pii_values, _request_id(ctx))[0]
+        result = self._score([message], show_pii_values, _request_id(ctx))[0]
+        return JSONResponse(result.model_dump(mode="json", exclude_none=True))  # type: ignore[return-value]
 
     @bentoml.api(route="/score_batch")
     def score_batch(
@@ -233,8 +167,8 @@ class CommsriskService:
                 examples=[[EXAMPLE_MESSAGE.model_dump(exclude_none=True)]],
             ),
         ],
+        ctx: bentoml.Context,
         show_pii_values: bool = False,
-        ctx: bentoml.Context | None = None,
     ) -> list[BatchItemResult]:
         """Score up to the batch limit; an invalid message gets its own error, the others still score."""
         limit = self.settings.limits.max_batch_size
@@ -251,7 +185,8 @@ class CommsriskService:
             message_counter.labels(outcome="rejected").inc(len(items))
         results = self._score([m for _, m in valid], show_pii_values, _request_id(ctx)) if valid else []
         items += [BatchItemResult(index=i, result=r) for (i, _), r in zip(valid, results, strict=True)]
-        return sorted(items, key=lambda item: item.index)
+        ordered = sorted(items, key=lambda item: item.index)
+        return JSONResponse([item.model_dump(mode="json", exclude_none=True) for item in ordered])  # type: ignore[return-value]
 
     def thresholds_info(self) -> ThresholdsInfo:
         """The thresholds policy in force (reloaded when the policy file changes)."""
@@ -260,9 +195,9 @@ class CommsriskService:
 
     def model_info_response(self) -> ModelInfo:
         """The classifier version in use."""
-        metadata = self.model_info.get("metadata", {})
+        metadata = self.model_metadata
         return ModelInfo(
-            model_version=self.model_info["version"],
+            model_version=self.scorer.model_version,
             base_model=metadata.get("base_model"),
             trained_on=metadata.get("data_digest"),
             risks=list(RISKS),
@@ -282,5 +217,7 @@ def _request_id(ctx: bentoml.Context | None) -> str:
     return uuid.uuid4().hex[:16]
 
 
+CommsriskService.add_asgi_middleware(ValidationErrorShapeMiddleware)
+CommsriskService.add_asgi_middleware(JsonOnlyMiddleware)
 CommsriskService.add_asgi_middleware(BodySizeLimitMiddleware)
 CommsriskService.add_asgi_middleware(ApiKeyMiddleware)

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import hmac
 import json
+import logging
 import os
 from typing import Any
+
+from bentoml.exceptions import BentoMLException
+from pydantic import ValidationError
 
 from commsrisk.settings import Settings
 
@@ -110,3 +114,107 @@ class ApiKeyMiddleware:
             {"error": f"{reason}: send the key in 'Authorization: Bearer <key>' or 'X-API-Key' ({API_KEY_ENV})"},
             [(b"www-authenticate", b"Bearer")],
         )
+
+
+class RedactClientErrors(logging.Filter):
+    """Keeps message text out of BentoML's error log.
+
+    BentoML logs every rejected request with its traceback; for a pydantic ValidationError that
+    traceback's message contains the input (the message text). Client errors are logged as one
+    line naming the fields instead.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Rewrite records of client errors; pass everything else unchanged."""
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            fields = sorted({".".join(map(str, e["loc"])) for e in exc.errors(include_input=False)})
+            record.msg = f"{record.getMessage()}: client error, {exc.error_count()} invalid field(s) {fields}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        elif isinstance(exc, BentoMLException) and exc.error_code.value < 500:
+            record.msg = f"{record.getMessage()}: client error {exc.error_code.value}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def install_log_redaction() -> None:
+    """Attach RedactClientErrors to the logger BentoML reports request errors on."""
+    logging.getLogger("bentoml._internal.server.http_app").addFilter(RedactClientErrors())
+
+
+class ValidationErrorShapeMiddleware:
+    """Rewrites BentoML's 400 validation bodies to its documented error schema.
+
+    BentoML answers a request that fails validation with `detail` as a list of pydantic error
+    dicts, while its OpenAPI schema documents `detail` as a string. Clients get one readable
+    string instead: "field 'message.text': text is empty ...".
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Buffer 400 JSON responses only; stream everything else through."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start: dict[str, Any] | None = None
+        chunks: list[bytes] = []
+
+        async def capture(message: Any) -> None:
+            nonlocal start
+            if message["type"] == "http.response.start" and message["status"] == 400:
+                start = message
+                return
+            if start is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                if message.get("more_body"):
+                    return
+                await _send_json(send, 400, _reshape(b"".join(chunks)))
+                return
+            await send(message)
+
+        await self.app(scope, receive, capture)
+
+
+def _reshape(body: bytes) -> dict[str, Any]:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        return {"error": body.decode("utf-8", "replace")[:500]}
+    if isinstance(payload, list) and payload and isinstance(payload[0], dict):
+        payload = payload[0]
+    if not isinstance(payload, dict):
+        return {"error": str(payload)[:500]}
+    detail = payload.get("detail")
+    if isinstance(detail, list):
+        parts = []
+        for item in detail:
+            if isinstance(item, dict):
+                where = ".".join(str(p) for p in item.get("loc", [])) or "body"
+                parts.append(f"field '{where}': {str(item.get('msg', '')).removeprefix('Value error, ')}")
+        payload["detail"] = "; ".join(parts)
+    return payload
+
+
+class JsonOnlyMiddleware:
+    """415 for POST bodies that are not JSON (BentoML answers a malformed multipart with a 500)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Let GET, JSON and bodies without a Content-Type through."""
+        if scope["type"] == "http" and scope.get("method") == "POST":
+            content_type = dict(scope.get("headers") or []).get(b"content-type", b"").decode("latin-1")
+            media = content_type.split(";")[0].strip().lower()
+            if media and media != "application/json":
+                await _send_json(
+                    send, 415, {"error": f"Content-Type '{media}' is not supported; send application/json"}
+                )
+                return
+        await self.app(scope, receive, send)

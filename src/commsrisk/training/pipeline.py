@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from commsrisk.classifier.model import RiskClassifier
+from commsrisk.classifier.model import RiskClassifier, base_model_identity
 from commsrisk.combiner import RiskCombiner
 from commsrisk.schema import RISKS, Message
 from commsrisk.signals import DEFAULT_SIGNALS, Evidence
@@ -212,6 +212,7 @@ def run_training(
 
         metadata = {
             "base_model": config.base_model,
+            "base_model_identity": base_model_identity(config.base_model),
             "max_length": config.max_length,
             "run_id": run.info.run_id,
             "seed": config.seed,

@@ -111,10 +111,10 @@ def held_out_macro_f1(model_uri: str, held_out: pd.DataFrame) -> float:
     """Macro-F1 of the registered model at `model_uri` on a held-out frame, at its own F1 thresholds."""
     import mlflow
 
-    from commsrisk.classifier.model import read_metadata
+    from commsrisk.classifier.model import find_classifier_dir, read_metadata
 
     local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    metadata = read_metadata(local / "artifacts" / CLASSIFIER_ARTIFACT)
+    metadata = read_metadata(find_classifier_dir(local))
     if "f1_thresholds" not in metadata:
         raise ModelNotAvailableError(f"{model_uri} has no recorded F1 thresholds; was it trained by commsrisk?")
     model = mlflow.pyfunc.load_model(model_uri)
