@@ -2,30 +2,22 @@
 
 from __future__ import annotations
 
-from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer import Pattern
 
 from commsrisk.nlp.checksums import iban_is_valid
-from commsrisk.nlp.recognizers.boundaries import CASE_SENSITIVE, END, START
+from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
+from commsrisk.nlp.recognizers.boundaries import END, START
 
 
-class IbanRecognizer(PatternRecognizer):
+class IbanRecognizer(CommsriskPatternRecognizer):
     """IBAN_CODE: compact (DE89370400440532013000) or grouped by four (DE89 3704 0044 ...)."""
 
+    ENTITY = "IBAN_CODE"
     PATTERNS = [
         Pattern("IBAN (compact)", START + r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}" + END, 0.5),
         Pattern("IBAN (grouped)", START + r"[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?" + END, 0.5),
     ]
     CONTEXT = ["iban", "account", "wire", "transfer"]
-
-    def __init__(self, supported_language: str = "en", context: list[str] | None = None) -> None:
-        super().__init__(
-            supported_entity="IBAN_CODE",
-            name=f"IbanRecognizer_{supported_language}",
-            patterns=self.PATTERNS,
-            context=context or self.CONTEXT,
-            supported_language=supported_language,
-            global_regex_flags=CASE_SENSITIVE,
-        )
 
     def validate_result(self, pattern_text: str) -> bool:
         """Keep only numbers whose check digits are right."""

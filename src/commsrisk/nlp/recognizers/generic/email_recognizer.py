@@ -6,14 +6,15 @@ public suffix list on first use). Budget: < 1 ms per message.
 
 from __future__ import annotations
 
-from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer import Pattern
 
-from commsrisk.nlp.recognizers.boundaries import CASE_SENSITIVE
+from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
 
 
-class EmailRecognizer(PatternRecognizer):
+class EmailRecognizer(CommsriskPatternRecognizer):
     """EMAIL_ADDRESS: local part @ domain with a letter TLD; ASCII only."""
 
+    ENTITY = "EMAIL_ADDRESS"
     PATTERNS = [
         Pattern(
             "email",
@@ -22,13 +23,3 @@ class EmailRecognizer(PatternRecognizer):
         )
     ]
     CONTEXT = ["email", "mail", "e-mail"]
-
-    def __init__(self, supported_language: str = "en", context: list[str] | None = None) -> None:
-        super().__init__(
-            supported_entity="EMAIL_ADDRESS",
-            name=f"EmailRecognizer_{supported_language}",
-            patterns=self.PATTERNS,
-            context=context or self.CONTEXT,
-            supported_language=supported_language,
-            global_regex_flags=CASE_SENSITIVE,
-        )

@@ -6,16 +6,18 @@ or X). Budget: < 1 ms per message.
 
 from __future__ import annotations
 
-from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer import Pattern
 
 from commsrisk.nlp.checksums import cn_resident_id_is_valid
+from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
 from commsrisk.nlp.recognizers.boundaries import DIGIT_START
 
 
-class CnResidentIdRecognizer(PatternRecognizer):
+class CnResidentIdRecognizer(CommsriskPatternRecognizer):
     """CN_RESIDENT_ID: found anywhere (glued to Chinese text too), kept only with a valid check digit."""
 
     COUNTRY_CODE = "cn"
+    ENTITY = "CN_RESIDENT_ID"
     PATTERNS = [
         Pattern(
             "CN resident id",
@@ -25,16 +27,6 @@ class CnResidentIdRecognizer(PatternRecognizer):
         )
     ]
     CONTEXT = ["身份证", "身份证号", "身份证号码", "证件号", "id", "identity"]
-
-    def __init__(self, supported_language: str = "zh", context: list[str] | None = None) -> None:
-        super().__init__(
-            supported_entity="CN_RESIDENT_ID",
-            name=f"CnResidentIdRecognizer_{supported_language}",
-            patterns=self.PATTERNS,
-            context=context or self.CONTEXT,
-            supported_language=supported_language,
-            country_code=self.COUNTRY_CODE,
-        )
 
     def validate_result(self, pattern_text: str) -> bool:
         """Keep only ids whose check digit is right."""

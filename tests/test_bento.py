@@ -1,0 +1,28 @@
+"""`bentoml build` turns the repo into a Bento with the default model and pinned requirements."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_bento_builds_with_model_and_pins(tmp_path: Path) -> None:
+    env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml")}
+    run = subprocess.run(["bash", "scripts/build_bento.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    (bento,) = (tmp_path / "bentoml" / "bentos" / "commsrisk").glob("*/bento.yaml")
+    root = bento.parent
+    assert (root / "src" / "models" / "default" / "adapter_model.safetensors").is_file()
+    assert (root / "src" / "models" / "default" / "combiner.json").is_file()
+    assert (root / "src" / "config" / "thresholds.yaml").is_file()
+    requirements = (root / "env" / "python" / "requirements.txt").read_text()
+    assert "torch==2.13.0" in requirements and "presidio-analyzer==2.2.366" in requirements
+    assert list((root / "env" / "python" / "wheels").glob("commsrisk-*.whl"))
+    assert "commsrisk.service:CommsriskService" in bento.read_text()
