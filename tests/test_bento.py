@@ -15,7 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_bento_builds_with_model_and_pins(tmp_path: Path) -> None:
     env = {**os.environ, "BENTOML_HOME": str(tmp_path / "bentoml")}
-    run = subprocess.run(["bash", "scripts/build_bento.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        ["bash", "scripts/build_bento.sh"], cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     (bento,) = (tmp_path / "bentoml" / "bentos" / "commsrisk").glob("*/bento.yaml")
     root = bento.parent

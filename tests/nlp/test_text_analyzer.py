@@ -145,3 +145,15 @@ def test_no_text_or_pii_value_in_logs(text_analyzer, caplog: pytest.LogCaptureFi
     logged = "\n".join(r.getMessage() for r in caplog.records)
     for value in (CARD, CN_ID, "secret.person@example.com", "my card"):
         assert value not in logged
+
+
+def test_our_recognizers_do_not_shadow_presidios_own(text_analyzer) -> None:  # type: ignore[no-untyped-def]
+    """Presidio finds predefined recognizers by class name among all subclasses: ours must not collide."""
+    from presidio_analyzer import AnalyzerEngine
+
+    from commsrisk.nlp.recognizers.registry import RECOGNIZERS
+
+    presidio = AnalyzerEngine(nlp_engine=text_analyzer.engine, supported_languages=["en"])
+    names = {type(r).__name__ for r in presidio.registry.recognizers}
+    assert {"EmailRecognizer", "CreditCardRecognizer", "IbanRecognizer", "PhoneRecognizer"} <= names
+    assert not names & (set(RECOGNIZERS) - {"UsSsnRecognizer", "SpacyPersonRecognizer"})

@@ -21,12 +21,12 @@ from commsrisk.nlp.recognizers.country_specific.china.cn_person_recognizer impor
 from commsrisk.nlp.recognizers.country_specific.china.cn_phone_recognizer import CnPhoneRecognizer
 from commsrisk.nlp.recognizers.country_specific.china.cn_resident_id_recognizer import CnResidentIdRecognizer
 from commsrisk.nlp.recognizers.finance.bank_account_recognizer import BankAccountRecognizer
-from commsrisk.nlp.recognizers.finance.credit_card_recognizer import CreditCardRecognizer
-from commsrisk.nlp.recognizers.finance.iban_recognizer import IbanRecognizer
+from commsrisk.nlp.recognizers.finance.credit_card_recognizer import BoundaryFreeCreditCardRecognizer
+from commsrisk.nlp.recognizers.finance.iban_recognizer import BoundaryFreeIbanRecognizer
 from commsrisk.nlp.recognizers.finance.isin_recognizer import CusipRecognizer, IsinRecognizer
 from commsrisk.nlp.recognizers.finance.swift_bic_recognizer import SwiftBicRecognizer
-from commsrisk.nlp.recognizers.generic.email_recognizer import EmailRecognizer
-from commsrisk.nlp.recognizers.generic.phone_recognizer import PhoneRecognizer
+from commsrisk.nlp.recognizers.generic.email_recognizer import BoundaryFreeEmailRecognizer
+from commsrisk.nlp.recognizers.generic.phone_recognizer import RegionalPhoneRecognizer
 
 RecognizerFactory = Callable[[str, list[str]], EntityRecognizer]
 
@@ -45,14 +45,14 @@ def _ours(cls: type) -> RecognizerFactory:
 
 
 RECOGNIZERS: dict[str, RecognizerFactory] = {
-    "EmailRecognizer": _ours(EmailRecognizer),
-    "IbanRecognizer": _ours(IbanRecognizer),
-    "CreditCardRecognizer": _ours(CreditCardRecognizer),
+    "BoundaryFreeEmailRecognizer": _ours(BoundaryFreeEmailRecognizer),
+    "BoundaryFreeIbanRecognizer": _ours(BoundaryFreeIbanRecognizer),
+    "BoundaryFreeCreditCardRecognizer": _ours(BoundaryFreeCreditCardRecognizer),
     "SwiftBicRecognizer": _ours(SwiftBicRecognizer),
     "IsinRecognizer": _ours(IsinRecognizer),
     "CusipRecognizer": _ours(CusipRecognizer),
     "BankAccountRecognizer": _ours(BankAccountRecognizer),
-    "PhoneRecognizer": _ours(PhoneRecognizer),
+    "RegionalPhoneRecognizer": _ours(RegionalPhoneRecognizer),
     "CnPhoneRecognizer": _ours(CnPhoneRecognizer),
     "CnResidentIdRecognizer": _ours(CnResidentIdRecognizer),
     "CnPersonRecognizer": _ours(CnPersonRecognizer),

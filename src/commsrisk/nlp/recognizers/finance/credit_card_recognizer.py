@@ -9,7 +9,7 @@ from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
 from commsrisk.nlp.recognizers.boundaries import DIGIT_END, DIGIT_START
 
 
-class CreditCardRecognizer(CommsriskPatternRecognizer):
+class BoundaryFreeCreditCardRecognizer(CommsriskPatternRecognizer):
     """CREDIT_CARD: 13-19 digits starting 2-6, optionally grouped by spaces or dashes."""
 
     ENTITY = "CREDIT_CARD"

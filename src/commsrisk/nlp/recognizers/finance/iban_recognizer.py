@@ -9,7 +9,7 @@ from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
 from commsrisk.nlp.recognizers.boundaries import END, START
 
 
-class IbanRecognizer(CommsriskPatternRecognizer):
+class BoundaryFreeIbanRecognizer(CommsriskPatternRecognizer):
     """IBAN_CODE: compact (DE89370400440532013000) or grouped by four (DE89 3704 0044 ...)."""
 
     ENTITY = "IBAN_CODE"

@@ -11,7 +11,7 @@ from presidio_analyzer import Pattern
 from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
 
 
-class EmailRecognizer(CommsriskPatternRecognizer):
+class BoundaryFreeEmailRecognizer(CommsriskPatternRecognizer):
     """EMAIL_ADDRESS: local part @ domain with a letter TLD; ASCII only."""
 
     ENTITY = "EMAIL_ADDRESS"

@@ -17,7 +17,7 @@ REGIONS: dict[str, tuple[str, ...]] = {
 }
 
 
-class PhoneRecognizer(PresidioPhoneRecognizer):
+class RegionalPhoneRecognizer(PresidioPhoneRecognizer):
     """PHONE_NUMBER for the regions where a language is spoken in our users' firms."""
 
     def __init__(self, supported_language: str = "en", context: list[str] | None = None) -> None:
