@@ -8,7 +8,7 @@ from __future__ import annotations
 from presidio_analyzer.predefined_recognizers import PhoneRecognizer as PresidioPhoneRecognizer
 
 REGIONS: dict[str, tuple[str, ...]] = {
-    "en": ("US", "GB", "CA", "AU", "SG", "HK", "IE"),
+    "en": ("US", "GB", "CA", "AU", "SG", "HK", "IE", "IN", "DE", "IL", "BR"),
     "es": ("ES", "MX", "AR", "CO", "CL", "US"),
     "de": ("DE", "AT", "CH"),
     "fr": ("FR", "BE", "CH", "CA", "LU"),
