@@ -81,3 +81,42 @@ def test_train_reports_bad_rows_and_fails_on_an_all_bad_file(tmp_path: Path) -> 
     missing.write_text("text,leakage,misconduct\nhello,0,0\n", encoding="utf-8")
     run = _run("train", "--data", str(missing), "--no-register")
     assert run.returncode != 0 and "missing required column(s) ['off_channel']" in run.stderr.decode()
+
+
+def test_thresholds_tune_on_the_seed_corpus(tmp_path: Path) -> None:
+    import numpy as np
+    import pandas as pd
+
+    from commsrisk.thresholds_tuning import precision_recall_at
+
+    run = _run(
+        "thresholds",
+        "tune",
+        "--data",
+        "data/seed/commsrisk_seed.jsonl",
+        "--target",
+        "precision=0.8",
+        "--output",
+        str(tmp_path / "proposed.yaml"),
+        "--report-dir",
+        str(tmp_path / "report"),
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"},
+    )
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    assert "messages the model did not train on" in run.stdout.decode()
+    rows = pd.read_csv(tmp_path / "report" / "thresholds.csv")
+    scores = pd.read_csv(tmp_path / "report" / "scores.csv")
+    tuned = rows[rows["status"] == "tuned"]
+    by_unit = tuned[tuned["business_unit"] != "(all units)"].pivot(
+        index="business_unit", columns="risk", values="threshold"
+    )
+    assert any(by_unit[risk].dropna().nunique() > 1 for risk in by_unit.columns)  # units really differ
+    for row in rows.itertuples():
+        part = scores if row.business_unit == "(all units)" else scores[scores["business_unit"] == row.business_unit]
+        precision, recall, _ = precision_recall_at(
+            part[row.risk].to_numpy(), part[f"score_{row.risk}"].to_numpy(), row.threshold
+        )
+        assert np.isclose(precision, row.precision) and np.isclose(recall, row.recall)
+        if row.status == "tuned":
+            assert row.precision >= 0.8
+    assert (tmp_path / "report" / "pr_all-units.png").stat().st_size > 10_000
