@@ -236,7 +236,7 @@ def run_training(
 
 def _log_dataset(mlflow: Any, frame: pd.DataFrame, data: LabeledData) -> None:
     """Record the dataset (digest, schema, row count) as the run's input; the texts stay out."""
-    profile = frame.drop(columns=["text"])
+    profile = frame.drop(columns=["text"]).astype(dict.fromkeys(RISKS, "float64"))
     dataset = mlflow.data.from_pandas(
         profile, source=Path(data.source).name, name="labeled-reviews", digest=data.digest
     )
