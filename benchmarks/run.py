@@ -16,6 +16,7 @@ import platform
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -174,7 +175,7 @@ def service(frame: pd.DataFrame, clients: int, base_rate: float) -> dict[str, ob
     env = {
         **os.environ,
         "COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models/default"),
-        "BENTOML_HOME": str(RESULTS / ".bentoml"),
+        "BENTOML_HOME": tempfile.mkdtemp(prefix="commsrisk-bench-bentoml-"),
     }
     proc = subprocess.Popen(
         [
