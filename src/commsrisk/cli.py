@@ -97,28 +97,64 @@ def base_model_verify(
 
 @data_app.command("build")
 def data_build(
-    raw: Annotated[Path, typer.Option(help="Folder of hand-written JSONL files.")] = Path("data/raw/written"),
+    raw: Annotated[
+        list[Path] | None,
+        typer.Option(help="Folder of hand-written JSONL files (repeat; writers' subfolders are read)."),
+    ] = None,
     output: Annotated[Path, typer.Option(help="The seed corpus to write.")] = Path("data/seed/commsrisk_seed.jsonl"),
+    audit: Annotated[Path, typer.Option(help="Label audit: changes applied to the written labels.")] = Path(
+        "data/raw/audit/label_audit.jsonl"
+    ),
     seed: Annotated[int, typer.Option(help="Seed for PII values and augmentation.")] = 7,
     augment_share: Annotated[
         float, typer.Option(help="Augmented variants per written message with no risk label.")
-    ] = 1.0,
+    ] = 0.2,
     positive_augment_share: Annotated[
         float, typer.Option(help="Augmented variants per message with a risk label.")
-    ] = 2.0,
+    ] = 0.5,
 ) -> None:
-    """Fill PII placeholders with valid fake values, add documented variants, write the corpus."""
-    import pandas as pd
-
+    """Fill PII placeholders with valid fake values, apply the label audit, add variants, write the corpus."""
     from commsrisk.training.corpus import build_corpus, write_jsonl
 
+    raw_dirs = raw or [Path("data/raw/written"), Path("data/raw/written_v2")]
     try:
-        rows = build_corpus(raw, seed=seed, augment_share=augment_share, positive_augment_share=positive_augment_share)
+        rows = build_corpus(
+            raw_dirs,
+            seed=seed,
+            augment_share=augment_share,
+            positive_augment_share=positive_augment_share,
+            audit=audit,
+        )
     except CommsriskError as error:
         raise _fail(error) from error
     count = write_jsonl(rows, output)
+    _print_corpus_table(rows, f"{output}: {count} messages")
+
+
+@data_app.command("build-eval")
+def data_build_eval(
+    raw: Annotated[Path, typer.Option(help="Folder of the dev-set writers' JSONL files.")] = Path(
+        "data/eval/ood_dev/raw"
+    ),
+    output: Annotated[Path, typer.Option(help="The dev set to write.")] = Path("data/eval/ood_dev/dev.jsonl"),
+    seed: Annotated[int, typer.Option(help="Seed for PII values.")] = 11,
+) -> None:
+    """Build the out-of-distribution dev set (no augmentation); it is never trained on."""
+    from commsrisk.training.corpus import build_eval_set, write_jsonl
+
+    try:
+        rows = build_eval_set([raw], seed=seed)
+    except CommsriskError as error:
+        raise _fail(error) from error
+    count = write_jsonl(rows, output)
+    _print_corpus_table(rows, f"{output}: {count} messages")
+
+
+def _print_corpus_table(rows: list[dict[str, object]], title: str) -> None:
+    import pandas as pd
+
     frame = pd.DataFrame(rows)
-    table = Table(title=f"{output}: {count} messages")
+    table = Table(title=title)
     for column in ("lang", "messages", *RISKS, "none", "hard cases", "augmented"):
         table.add_column(column, justify="right")
     for lang, part in frame.groupby("lang"):
@@ -182,7 +218,24 @@ def train(
     limit: Annotated[int | None, typer.Option(help="Use about this many messages (whole conversations).")] = None,
     seed: Annotated[int, typer.Option(help="Seed for split, initialisation and batch order.")] = 13,
     batch_size: Annotated[int, typer.Option(help="Messages per optimiser step.")] = 16,
-    learning_rate: Annotated[float, typer.Option(help="AdamW learning rate.")] = 8e-4,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(help="AdamW learning rate; default per method (lora 8e-4, lora-mean 5e-4, full 3e-5)."),
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="lora | lora-mean | full | frozen (see the model card's comparison).")
+    ] = "lora",
+    dev_data: Annotated[
+        Path | None,
+        typer.Option(help="Out-of-distribution dev set to select and report on; default: tracking.dev_set if present."),
+    ] = None,
+    no_dev: Annotated[bool, typer.Option("--no-dev", help="Train without the dev set (no selection on it).")] = False,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Score the dev set every this many steps (default: once per epoch).")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Early stopping: stop after this many dev scores without improvement.")
+    ] = None,
     max_rejected: Annotated[float, typer.Option(help="Fail if more than this share of rows is rejected.")] = 0.2,
     register: Annotated[bool, typer.Option(help="Register the model as commsrisk@candidate.")] = True,
     run_name: Annotated[str | None, typer.Option(help="MLflow run name.")] = None,
@@ -190,7 +243,7 @@ def train(
     """Fine-tune the multilingual classifier, compare it with the baselines, log the run to MLflow."""
     from commsrisk.nlp.text_analyzer import build_text_analyzer
     from commsrisk.training.data import read_labeled_file
-    from commsrisk.training.finetune import FineTuneConfig
+    from commsrisk.training.finetune import DEFAULT_LEARNING_RATES, METHODS, FineTuneConfig
     from commsrisk.training.pipeline import run_training
 
     settings = Settings.load()
@@ -200,15 +253,27 @@ def train(
         _print_rejected_from_error(data)
         raise _fail(error) from error
     _print_rejected(labeled.rejected)
+    if method not in METHODS:
+        raise _fail(CommsriskError(f"--method {method!r} is not one of {list(METHODS)}"))
+    dev = None
+    dev_path = dev_data or settings.tracking.dev_set
+    if not no_dev and (dev_data is not None or dev_path.is_file()):
+        try:
+            dev = read_labeled_file(dev_path, limits=settings.limits)
+        except CommsriskError as error:
+            raise _fail(error) from error
     config = FineTuneConfig(
         base_model=settings.model.base_model,
+        method=method,  # type: ignore[arg-type]
         seed=seed,
         epochs=epochs,
         max_steps=max_steps,
         batch_size=batch_size,
-        learning_rate=learning_rate,
+        learning_rate=learning_rate or DEFAULT_LEARNING_RATES[method],
         max_length=settings.model.max_length,
         torch_threads=settings.model.torch_threads,
+        eval_every=eval_every,
+        patience=patience,
     )
     try:
         with err.status("loading the NLP pipelines ..."):
@@ -223,6 +288,7 @@ def train(
             registered_model=settings.tracking.registered_model if register else None,
             limit=limit,
             run_name=run_name,
+            dev=dev,
         )
     except CommsriskError as error:
         raise _fail(error) from error
@@ -248,24 +314,101 @@ def train(
 
 
 @app.command()
-def promote(
-    tolerance: Annotated[float, typer.Option(help="Accept a candidate this much below production's macro-F1.")] = 0.0,
+def evaluate(
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Labeled file (CSV, JSONL, Parquet); default: the out-of-distribution dev set."),
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Classifier location (folder, models:/name@alias); default: model.classifier.")
+    ] = None,
+    mlflow_run: Annotated[
+        bool, typer.Option("--mlflow/--no-mlflow", help="Log the evaluation as an MLflow run.")
+    ] = True,
+    batch_size: Annotated[int, typer.Option(help="Messages per scoring batch.")] = 128,
 ) -> None:
-    """Move the production alias to the candidate if it is not worse on the same held-out data."""
+    """Score a labeled file through the whole pipeline and report F1 per risk, language and hard cases.
+
+    Flags come from each message's business-unit thresholds, as in production. The confusions
+    (what a missed risk was flagged as, what a false alarm really was) go to the terminal and,
+    with a plot and per-message scores (ids only), to an MLflow run.
+    """
     import mlflow
 
+    from commsrisk.scoring import build_scorer
+    from commsrisk.training.data import read_labeled_file
+    from commsrisk.training.pipeline import frame_messages
+    from commsrisk.training.scored_evaluation import evaluate_results, log_to_mlflow, score_frame
+
+    settings = Settings.load()
+    path = data or settings.tracking.dev_set
+    try:
+        labeled = read_labeled_file(path, limits=settings.limits)
+        with err.status("loading models ..."):
+            scorer = build_scorer(settings, classifier_location=model)
+    except CommsriskError as error:
+        _print_rejected_from_error(path)
+        raise _fail(error) from error
+    _print_rejected(labeled.rejected)
+    scorer.explain = False
+    results = score_frame(scorer, frame_messages(labeled.frame), batch_size=batch_size)
+    outcome = evaluate_results(labeled.frame, results)
+    ev = outcome.evaluation
+    table = Table(title=f"{path.name}: {len(labeled.frame)} messages, model {scorer.model_version}")
+    for column in ("risk", "precision", "recall", "F1", "PR-AUC", "positives"):
+        table.add_column(column, justify="right")
+    for risk in RISKS:
+        m = ev.per_risk[risk]
+        table.add_row(risk, f"{m.precision:.3f}", f"{m.recall:.3f}", f"{m.f1:.3f}", f"{m.pr_auc:.3f}", str(m.support))
+    table.add_row("macro", "", "", f"{ev.macro_f1:.3f}", "", "")
+    out.print(table)
+    slices = Table(title="macro-F1 by slice")
+    for column in ("slice", "messages", "macro-F1", *RISKS):
+        slices.add_column(column, justify="right")
+    for name, scores in [*sorted(ev.per_language.items()), *([("hard cases", ev.hard_cases)] if ev.hard_cases else [])]:
+        slices.add_row(
+            name, str(int(scores["support"])), f"{scores['macro_f1']:.3f}", *(f"{scores[r]:.3f}" for r in RISKS)
+        )
+    out.print(slices)
+    out.print("[bold]missed[/] (rows: risk carried but not flagged; columns: what it was flagged as)")
+    out.print(outcome.missed_as.to_string())
+    out.print("[bold]false alarms[/] (rows: risk flagged but not carried; columns: what the message carries)")
+    out.print(outcome.false_alarms_as.to_string())
+    if mlflow_run:
+        mlflow.set_tracking_uri(settings.tracking.resolved_uri())
+        mlflow.set_experiment(settings.tracking.experiment)
+        run_id = log_to_mlflow(
+            outcome, data_name=path.name, data_digest=labeled.digest, model_version=scorer.model_version
+        )
+        out.print(f"[green]MLflow run {run_id}[/]: metrics, confusions.png, missed_as.csv, scores.csv (ids only)")
+
+
+@app.command()
+def promote(
+    tolerance: Annotated[float, typer.Option(help="Accept a candidate this much below production's macro-F1.")] = 0.0,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option(help="The fixed evaluation set both models are scored on; default: tracking.dev_set."),
+    ] = None,
+) -> None:
+    """Move the production alias to the candidate if it is not worse on the out-of-distribution dev set."""
+    import mlflow
+
+    from commsrisk.training.data import read_labeled_file
     from commsrisk.training.registry import promote as promote_candidate
 
     settings = Settings.load()
     mlflow.set_tracking_uri(settings.tracking.resolved_uri())
     try:
-        with err.status("scoring candidate and production on the candidate's held-out split ..."):
-            decision = promote_candidate(settings.tracking.registered_model, tolerance=tolerance)
+        eval_path = eval_data or settings.tracking.dev_set
+        evaluation = read_labeled_file(eval_path, limits=settings.limits).frame
+        with err.status(f"scoring candidate and production on {eval_path.name} ..."):
+            decision = promote_candidate(settings.tracking.registered_model, evaluation, tolerance=tolerance)
     except CommsriskError as error:
         raise _fail(error, code=1) from error
     out.print(
         f"[green]promoted[/] v{decision.candidate_version} to production: {decision.reason} "
-        f"({decision.held_out_messages} held-out messages)"
+        f"({decision.held_out_messages} evaluation messages)"
     )
 
 

@@ -71,6 +71,10 @@ class TrackingSettings(BaseModel):
     )
     experiment: str = Field("commsrisk", description="MLflow experiment for training runs.")
     registered_model: str = Field("commsrisk", description="Registry name of the classifier.")
+    dev_set: Path = Field(
+        Path("data/eval/ood_dev/dev.jsonl"),
+        description="The out-of-distribution dev set: never trained on; models are selected and promoted on it.",
+    )
 
     def resolved_uri(self) -> str:
         """The tracking URI in force: setting, then MLFLOW_TRACKING_URI, then a sqlite file in the cwd."""

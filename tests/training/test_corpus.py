@@ -61,8 +61,8 @@ def test_build_is_deterministic_and_variants_share_the_conversation(tmp_path: Pa
         for i in range(40)
     ]
     (tmp_path / "a.jsonl").write_text("\n".join(json.dumps(r) for r in rows), encoding="utf-8")
-    first = build_corpus(tmp_path, seed=5, augment_share=0.5, positive_augment_share=0.5)
-    assert first == build_corpus(tmp_path, seed=5, augment_share=0.5, positive_augment_share=0.5)
+    first = build_corpus([tmp_path], seed=5, augment_share=0.5, positive_augment_share=0.5)
+    assert first == build_corpus([tmp_path], seed=5, augment_share=0.5, positive_augment_share=0.5)
     assert not any("{{" in row["text"] for row in first)
     originals = {row["message_id"]: row for row in first if row["origin"] == "written"}
     variants = [row for row in first if row["origin"].startswith("augmented:")]

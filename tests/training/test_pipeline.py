@@ -10,7 +10,7 @@ import pytest
 from commsrisk.errors import PromotionRefusedError
 from commsrisk.schema import RISKS
 from commsrisk.settings import Settings
-from commsrisk.training.data import read_labeled_file
+from commsrisk.training.data import LabeledData, dataset_digest, read_labeled_file
 from commsrisk.training.finetune import FineTuneConfig
 from commsrisk.training.pipeline import FINAL_MODEL, run_training
 from commsrisk.training.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS, promote
@@ -18,12 +18,29 @@ from commsrisk.training.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS, promo
 pytestmark = pytest.mark.slow
 
 SEED_CORPUS = Path(__file__).resolve().parents[2] / "data" / "seed" / "commsrisk_seed.jsonl"
+DEV_SET = Path(__file__).resolve().parents[2] / "data" / "eval" / "ood_dev" / "dev.jsonl"
 
 
-def _train(settings: Settings, analyzer, store: str, out: Path, *, steps: int, lr: float, name: str):  # type: ignore[no-untyped-def]
+def _dev_sample() -> LabeledData:
+    """A fixed 300-message sample of the dev set (the whole set is the yardstick; tests need speed)."""
+    dev = read_labeled_file(DEV_SET)
+    dev.frame = dev.frame.sample(n=300, random_state=0).reset_index(drop=True)
+    dev.digest = dataset_digest(dev.frame)
+    return dev
+
+
+def _train(  # type: ignore[no-untyped-def]
+    settings: Settings, analyzer, store: str, out: Path, *, steps: int, lr: float, name: str, method: str = "lora"
+):
     data = read_labeled_file(SEED_CORPUS)
     config = FineTuneConfig(
-        base_model=settings.model.base_model, max_steps=steps, learning_rate=lr, batch_size=16, max_length=64
+        base_model=settings.model.base_model,
+        method=method,
+        max_steps=steps,
+        learning_rate=lr,
+        batch_size=16,
+        max_length=64,
+        eval_every=20,
     )
     return run_training(
         data,
@@ -36,6 +53,7 @@ def _train(settings: Settings, analyzer, store: str, out: Path, *, steps: int, l
         limit=700,
         progress=False,
         run_name=name,
+        dev=_dev_sample(),
     )
 
 
@@ -45,11 +63,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory, settings: Settings, text_a
     store = f"sqlite:///{root / 'mlflow.db'}"
     weak = _train(settings, text_analyzer, store, root / "weak", steps=1, lr=1e-7, name="weak")
     strong = _train(settings, text_analyzer, store, root / "strong", steps=60, lr=1e-3, name="strong")
-    return store, weak, strong
+    frozen = _train(settings, text_analyzer, store, root / "frozen", steps=1, lr=0.1, name="frozen", method="frozen")
+    return store, weak, strong, frozen
 
 
 def test_run_logs_everything_a_reviewer_needs(trained) -> None:  # type: ignore[no-untyped-def]
-    store, _, strong = trained
+    store, _, strong, _ = trained
     mlflow.set_tracking_uri(store)
     run = mlflow.get_run(strong.run_id)
     assert run.data.params["data_digest"] == read_labeled_file(SEED_CORPUS).digest
@@ -67,12 +86,33 @@ def test_run_logs_everything_a_reviewer_needs(trained) -> None:  # type: ignore[
     assert str(version.version) == strong.model_version
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == run.data.params["data_digest"]
+    for key in ("dev_macro_f1", "dev_hard_macro_f1", "dev_lang_zh_macro_f1", "tfidf_logreg_dev_macro_f1"):
+        assert key in run.data.metrics, key
+    assert "select_macro_pr_auc" in run.data.metrics
+    assert "evaluation/dev_scores.csv" in artifacts
+    held_out = {a.path for a in mlflow.MlflowClient().list_artifacts(strong.run_id, "held_out")}
+    assert held_out == {"held_out/test_ids.parquet"}  # ids and labels only: no message text in artifacts
+
+
+def test_frozen_encoder_head_is_tiny_and_scores_like_in_training(trained, settings: Settings) -> None:  # type: ignore[no-untyped-def]
+    from commsrisk.classifier.model import load_classifier
+
+    _, _, _, frozen = trained
+    files = {p.name: p.stat().st_size for p in frozen.delta_dir.iterdir()}
+    assert "head.safetensors" in files and files["head.safetensors"] < 20_000 and "encoder" not in files
+    classifier = load_classifier(str(frozen.delta_dir), base_model=settings.model.base_model)
+    texts = ["Let's move this to Signal", "请把客户名单发我私人邮箱", "settlement confirmed for T+2"]
+    proba = classifier.predict_proba(texts)
+    assert proba.shape == (3, len(RISKS)) and len({round(float(p), 4) for p in proba[:, 2]}) == 3
+    spans = classifier.explain("please delete this chat after reading", ["off_channel"])["off_channel"]
+    assert all(0 <= s.start < s.end for s in spans)
+    assert frozen.dev_evaluations and frozen.metadata["method"] == "frozen"
 
 
 def test_delta_is_small_and_loads_back(trained, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     from commsrisk.classifier.model import load_classifier
 
-    _, _, strong = trained
+    _, _, strong, _ = trained
     size = sum(p.stat().st_size for p in strong.delta_dir.rglob("*") if p.is_file())
     assert size < 8 * 1024 * 1024, f"delta is {size} bytes"
     classifier = load_classifier(str(strong.delta_dir), base_model=settings.model.base_model)
@@ -81,21 +121,22 @@ def test_delta_is_small_and_loads_back(trained, settings: Settings) -> None:  # 
 
 
 def test_promote_accepts_better_and_refuses_worse(trained) -> None:  # type: ignore[no-untyped-def]
-    store, weak, strong = trained
+    store, weak, strong, _ = trained
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient()
     assert strong.evaluation(FINAL_MODEL).macro_f1 > weak.evaluation(FINAL_MODEL).macro_f1
 
     client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, weak.model_version)
-    first = promote("commsrisk-test")
+    dev = _dev_sample().frame
+    first = promote("commsrisk-test", dev)
     assert first.promoted and first.reason == "no production model yet"
 
     client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, strong.model_version)
-    better = promote("commsrisk-test")
+    better = promote("commsrisk-test", dev)
     assert better.promoted and better.production_version == weak.model_version
     assert better.candidate_macro_f1 > better.production_macro_f1
 
     client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, weak.model_version)
     with pytest.raises(PromotionRefusedError, match=r"worse than production"):
-        promote("commsrisk-test")
+        promote("commsrisk-test", dev)
     assert str(client.get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS).version) == strong.model_version

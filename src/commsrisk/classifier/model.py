@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
+from commsrisk.classifier.mean_pooling import is_mean_pooling, load_mean_pooling
 from commsrisk.errors import ModelNotAvailableError
 from commsrisk.schema import RISKS, EvidenceSpan
 
@@ -43,7 +44,7 @@ def quiet_transformers() -> None:
 class RiskClassifier:
     """An encoder with a multi-label head over RISKS; texts in, probabilities out."""
 
-    model: PreTrainedModel
+    model: PreTrainedModel | torch.nn.Module
     tokenizer: PreTrainedTokenizerBase
     version: str
     max_length: int = 128
@@ -113,6 +114,22 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def load_encoder(base_model: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a bare encoder (no pooler, no head) and its tokenizer from a local folder or HF id."""
+    from transformers import AutoModel
+
+    quiet_transformers()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base_model)
+        model = AutoModel.from_pretrained(base_model, add_pooling_layer=False)
+    except OSError as err:
+        raise ModelNotAvailableError(
+            f"cannot load base model '{base_model}': {err.__class__.__name__}. Build the default one with "
+            "'commsrisk base-model build', or name a local folder or Hugging Face id in model.base_model"
+        ) from err
+    return model, tokenizer
+
+
 def load_encoder_for_classification(base_model: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load an encoder (local folder or HF id) with a fresh multi-label head over RISKS."""
     quiet_transformers()
@@ -153,7 +170,10 @@ def load_classifier(
         local_dir, version = _download_registered(location)
     else:
         local_dir = Path(location)
-    if (local_dir / ADAPTER_CONFIG).is_file():
+    if is_mean_pooling(local_dir):
+        model, tokenizer, metadata = _load_mean_pooling(local_dir, base_model)
+        version = metadata.get("version", version) if not location.startswith("models:/") else version
+    elif (local_dir / ADAPTER_CONFIG).is_file():
         model, tokenizer, metadata = _load_delta(local_dir, base_model)
         version = metadata.get("version", version) if not location.startswith("models:/") else version
     else:
@@ -184,16 +204,12 @@ def load_classifier(
     )
 
 
-def _load_delta(
-    delta_dir: Path, base_model: str | None
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
-    """Put a LoRA delta on its base encoder and merge it for fast inference.
+def _checked_base(delta_dir: Path, base_model: str | None) -> tuple[str, dict[str, Any]]:
+    """The encoder a delta goes on, and the delta's metadata; a different encoder is refused.
 
     `base_model` (from settings) says where the encoder lies; the delta's metadata says which
-    encoder it was trained on, and a different one is refused.
+    encoder it was trained on.
     """
-    from peft import PeftModel
-
     metadata = read_metadata(delta_dir)
     base = base_model or metadata.get("base_model")
     if not base:
@@ -204,6 +220,31 @@ def _load_delta(
             f"{delta_dir} was trained on base '{expected}', but '{base}' is '{base_model_identity(base)}'; "
             "point model.base_model at the encoder the delta was trained on"
         )
+    return str(base), metadata
+
+
+def _load_mean_pooling(
+    model_dir: Path, base_model: str | None
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase, dict[str, Any]]:
+    """A mean-pooling head (and its adapters or encoder) on the encoder it was trained on."""
+    base, metadata = _checked_base(model_dir, base_model)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(base)
+        model = load_mean_pooling(model_dir, base)
+    except OSError as err:
+        raise ModelNotAvailableError(
+            f"cannot load base model '{base}' for {model_dir}: {err.__class__.__name__}"
+        ) from err
+    return model, tokenizer, metadata
+
+
+def _load_delta(
+    delta_dir: Path, base_model: str | None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
+    """Put a LoRA delta on its base encoder and merge it for fast inference."""
+    from peft import PeftModel
+
+    base, metadata = _checked_base(delta_dir, base_model)
     model, tokenizer = load_encoder_for_classification(base)
     peft_model = PeftModel.from_pretrained(model, str(delta_dir))
     merged = peft_model.merge_and_unload()

@@ -14,7 +14,7 @@ import json
 import random
 import re
 import string
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -193,15 +193,78 @@ def _chat_format(text: str, lang: str, rng: random.Random) -> str:
     return text + rng.choice(SIGN_OFFS.get(lang, SIGN_OFFS["en"]))
 
 
+WRITER_KEYS: dict[str, str] = {
+    "id": "message_id",
+    "conv": "conversation_id",
+    "mix": "mixed_with",
+    "ch": "channel",
+    "bu": "business_unit",
+    "ext": "external",
+    "L": "leakage",
+    "M": "misconduct",
+    "O": "off_channel",
+    "hard": "hard_case",
+    "reg": "register",
+    "typ": "typology",
+    "pii": "pii_types",
+}
+"""The writers' short keys (data/raw/written_v2) and the corpus column each one fills."""
+
+HARD_CASES: tuple[str, ...] = ("", "benign_alarming", "covert_risk")
+REGISTERS: tuple[str, ...] = ("chat", "slang", "voice", "email", "long_email", "forward")
+TYPOLOGY_RISK: dict[str, tuple[str, int]] = {
+    "leak.": ("leakage", 1),
+    "mis.": ("misconduct", 1),
+    "off.": ("off_channel", 1),
+    "not_leak.": ("leakage", 0),
+    "not_mis.": ("misconduct", 0),
+    "not_off.": ("off_channel", 0),
+}
+"""Typology code prefixes and the label they imply (data/raw/written_v2/BRIEFS.md lists the codes)."""
+
+
+def normalise_written(row: dict[str, Any], writer: str) -> dict[str, Any]:
+    """One written row in the corpus schema, whichever key style its writer used."""
+    out = {WRITER_KEYS.get(key, key): value for key, value in row.items()}
+    out.setdefault("writer", writer)
+    out.setdefault("mixed_with", "")
+    out.setdefault("hard_case", "")
+    out.setdefault("register", "")
+    out.setdefault("variety", "")
+    out["typology"] = list(out.get("typology") or [])
+    out["pii_types"] = list(out.get("pii_types") or [])
+    out.setdefault("conversation_id", out.get("message_id"))
+    return out
+
+
+def label_problems(row: dict[str, Any]) -> list[str]:
+    """Where a written row breaks the label schema (values, hard-case tag, typology vs labels)."""
+    problems = [f"{risk} is {row.get(risk)!r}, not 0/1" for risk in RISKS if row.get(risk) not in (0, 1)]
+    if row.get("hard_case", "") not in HARD_CASES:
+        problems.append(f"hard_case {row.get('hard_case')!r} not in {HARD_CASES}")
+    if row.get("hard_case") == "covert_risk" and not any(row.get(risk) == 1 for risk in RISKS):
+        problems.append("covert_risk without any risk label")
+    for code in row.get("typology", []):
+        for prefix, (risk, value) in TYPOLOGY_RISK.items():
+            if code.startswith(prefix) and row.get(risk) != value:
+                problems.append(f"typology {code} implies {risk}={value}")
+    return problems
+
+
 def read_written(paths: Iterable[Path]) -> list[dict[str, Any]]:
-    """Read the hand-written files; a malformed line stops the build, naming file and line."""
+    """Read the hand-written files; a malformed line stops the build, naming file and line.
+
+    A file's writer is the name of its folder (``t1``, ``d2``, ...); the first wave's folder
+    ``written`` is writer ``v1``.
+    """
     rows: list[dict[str, Any]] = []
     for path in sorted(paths):
+        writer = "v1" if path.parent.name == "written" else path.parent.name
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                row = normalise_written(json.loads(line), writer)
             except json.JSONDecodeError as err:
                 raise InvalidInputError(f"{path.name}:{number}: invalid JSON ({err.msg})") from err
             missing = [k for k in ("message_id", "text", "lang", *RISKS) if k not in row]
@@ -209,6 +272,34 @@ def read_written(paths: Iterable[Path]) -> list[dict[str, Any]]:
                 raise InvalidInputError(f"{path.name}:{number}: missing {missing}")
             rows.append(row)
     return rows
+
+
+def written_files(raw_dirs: Iterable[Path]) -> list[Path]:
+    """Every JSONL file below the given folders (one folder per writer in written_v2)."""
+    return sorted(path for raw in raw_dirs for path in raw.rglob("*.jsonl"))
+
+
+def apply_label_audit(rows: list[dict[str, Any]], audit: Path | None) -> dict[str, int]:
+    """Apply the label audit's changes (raw files stay as written); returns the count per rule.
+
+    Raises:
+        InvalidInputError: a change names an unknown message or an old value that does not match.
+    """
+    if audit is None or not audit.is_file():
+        return {}
+    by_id = {row["message_id"]: row for row in rows}
+    counts: dict[str, int] = {}
+    for number, line in enumerate(audit.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        change = json.loads(line)
+        row = by_id.get(change["message_id"])
+        if row is None or change["label"] not in RISKS or int(row[change["label"]]) != int(change["old"]):
+            raise InvalidInputError(f"{audit.name}:{number}: change does not match the written data")
+        row[change["label"]] = int(change["new"])
+        row.setdefault("audit_rules", []).append(change["rule"])
+        counts[change["rule"]] = counts.get(change["rule"], 0) + 1
+    return counts
 
 
 def _variant(template: str, lang: str, method: str, faker: PiiFaker, rng: random.Random) -> str | None:
@@ -225,17 +316,23 @@ def _variant(template: str, lang: str, method: str, faker: PiiFaker, rng: random
 
 
 def build_corpus(
-    raw_dir: Path, *, seed: int = 7, augment_share: float = 1.0, positive_augment_share: float = 2.0
+    raw_dirs: Sequence[Path],
+    *,
+    seed: int = 7,
+    augment_share: float = 1.0,
+    positive_augment_share: float = 2.0,
+    audit: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Filled written messages plus variants, in a stable order.
 
     Each message gets about `augment_share` variants (`positive_augment_share` if it carries a
     risk label, which oversamples the rarer positives), each by a different method; a variant
-    equal to a text already in the corpus is dropped.
+    equal to a text already in the corpus is dropped. The label audit is applied first.
     """
     rng = random.Random(seed)
     faker = PiiFaker(seed)
-    written = read_written(raw_dir.glob("*.jsonl"))
+    written = read_written(written_files(raw_dirs))
+    apply_label_audit(written, audit)
     out: list[dict[str, Any]] = []
     seen: set[str] = set()
     for row in written:
@@ -261,6 +358,13 @@ def build_corpus(
                 variant["mixed_with"] = "en"
             out.append(variant)
     return out
+
+
+def build_eval_set(raw_dirs: Sequence[Path], *, seed: int = 11) -> list[dict[str, Any]]:
+    """The out-of-distribution dev set: written messages with placeholders filled, no variants."""
+    faker = PiiFaker(seed)
+    rows = read_written(written_files(raw_dirs))
+    return [{**row, "text": faker.fill(row["text"], row["lang"]), "origin": "written"} for row in rows]
 
 
 def write_jsonl(rows: Iterable[dict[str, Any]], path: Path) -> int:

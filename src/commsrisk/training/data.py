@@ -33,6 +33,9 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "conversation_id",
     "reviewer",
     "reviewed_at",
+    "mixed_with",
+    "hard_case",
+    "writer",
 )
 SPLITS: tuple[str, ...] = ("train", "calibration", "test")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -49,6 +50,7 @@ class ModelEvaluation:
     macro_f1: float
     per_language: dict[str, dict[str, float]] = field(default_factory=dict)
     confusion: dict[str, list[list[int]]] = field(default_factory=dict)
+    hard_cases: dict[str, float] = field(default_factory=dict)
 
     def flat_metrics(self, prefix: str = "") -> dict[str, float]:
         """Flat {name: value} for MLflow log_metrics."""
@@ -58,6 +60,8 @@ class ModelEvaluation:
                 out[f"{prefix}{risk}_{key}"] = float(getattr(metrics, key))
         for lang, scores in self.per_language.items():
             out[f"{prefix}lang_{lang}_macro_f1"] = scores["macro_f1"]
+        if self.hard_cases:
+            out[f"{prefix}hard_macro_f1"] = self.hard_cases["macro_f1"]
         return out
 
     def to_dict(self) -> dict[str, object]:
@@ -78,11 +82,55 @@ def best_f1_thresholds(labels: np.ndarray, proba: np.ndarray) -> np.ndarray:
     return thresholds
 
 
+def language_slices(frame: Any) -> list[str]:
+    """The language each labeled row is reported under: its language, or "mixed" if code-switched."""
+    langs = frame["lang"].fillna("unknown") if "lang" in frame else ["unknown"] * len(frame)
+    mixed = frame["mixed_with"].fillna("") if "mixed_with" in frame else [""] * len(frame)
+    return ["mixed" if m else str(lang) for lang, m in zip(langs, mixed, strict=True)]
+
+
+def hard_case_mask(frame: Any) -> np.ndarray | None:
+    """Rows tagged as hard cases, or None when the data has no hard-case column."""
+    if "hard_case" not in frame:
+        return None
+    return frame["hard_case"].fillna("").astype(str).str.len().to_numpy() > 0
+
+
+def _slice_f1(labels: np.ndarray, predicted: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    scores = {
+        risk: float(
+            precision_recall_fscore_support(labels[mask, j], predicted[mask, j], average="binary", zero_division=0)[2]
+        )
+        for j, risk in enumerate(RISKS)
+    }
+    scores["macro_f1"] = float(np.mean(list(scores.values())))
+    scores["support"] = float(mask.sum())
+    return scores
+
+
 def evaluate_model(
-    name: str, labels: np.ndarray, proba: np.ndarray, thresholds: np.ndarray, languages: Sequence[str]
+    name: str,
+    labels: np.ndarray,
+    proba: np.ndarray,
+    thresholds: np.ndarray,
+    languages: Sequence[str],
+    hard: np.ndarray | None = None,
 ) -> ModelEvaluation:
-    """Score one model's probabilities against held-out labels."""
+    """Score one model's probabilities against held-out labels (per risk, language, hard cases)."""
     predicted = (proba >= thresholds).astype(int)
+    return evaluate_decisions(name, labels, proba, predicted, thresholds, languages, hard)
+
+
+def evaluate_decisions(
+    name: str,
+    labels: np.ndarray,
+    proba: np.ndarray,
+    predicted: np.ndarray,
+    thresholds: np.ndarray,
+    languages: Sequence[str],
+    hard: np.ndarray | None = None,
+) -> ModelEvaluation:
+    """Score flags already decided (e.g. by per-unit thresholds) and the scores behind them."""
     per_risk: dict[str, RiskMetrics] = {}
     confusion: dict[str, list[list[int]]] = {}
     for j, risk in enumerate(RISKS):
@@ -100,18 +148,9 @@ def evaluate_model(
         mask = langs == lang
         if mask.sum() < MIN_LANGUAGE_SUPPORT:
             continue
-        scores = {
-            risk: float(
-                precision_recall_fscore_support(labels[mask, j], predicted[mask, j], average="binary", zero_division=0)[
-                    2
-                ]
-            )
-            for j, risk in enumerate(RISKS)
-        }
-        scores["macro_f1"] = float(np.mean(list(scores.values())))
-        scores["support"] = float(mask.sum())
-        per_language[lang] = scores
-    return ModelEvaluation(name, per_risk, macro, per_language, confusion)
+        per_language[lang] = _slice_f1(labels, predicted, mask)
+    hard_cases = _slice_f1(labels, predicted, hard) if hard is not None and hard.sum() else {}
+    return ModelEvaluation(name, per_risk, macro, per_language, confusion, hard_cases)
 
 
 def plot_pr_curves(labels: np.ndarray, probas: Mapping[str, np.ndarray], path: Path) -> Path:
@@ -154,16 +193,17 @@ def plot_confusion_matrices(evaluation: ModelEvaluation, path: Path) -> Path:
     return path
 
 
-def comparison_markdown(evaluations: Sequence[ModelEvaluation]) -> str:
-    """The side-by-side report: macro-F1, per-risk F1/PR-AUC and per-language macro-F1."""
-    lines = ["| model | macro-F1 | " + " | ".join(f"{r} F1 | {r} PR-AUC" for r in RISKS) + " |"]
-    lines.append("|---" * (2 + 2 * len(RISKS)) + "|")
+def comparison_markdown(evaluations: Sequence[ModelEvaluation], split: str = "held-out") -> str:
+    """The side-by-side report: macro-F1, per-risk F1/PR-AUC, hard cases and per-language macro-F1."""
+    lines = ["| model | macro-F1 | " + " | ".join(f"{r} F1 | {r} PR-AUC" for r in RISKS) + " | hard cases |"]
+    lines.append("|---" * (3 + 2 * len(RISKS)) + "|")
     for ev in evaluations:
         cells = [f"{ev.per_risk[r].f1:.3f} | {ev.per_risk[r].pr_auc:.3f}" for r in RISKS]
-        lines.append(f"| {ev.name} | {ev.macro_f1:.3f} | " + " | ".join(cells) + " |")
+        hard = f"{ev.hard_cases['macro_f1']:.3f}" if ev.hard_cases else "-"
+        lines.append(f"| {ev.name} | {ev.macro_f1:.3f} | " + " | ".join(cells) + f" | {hard} |")
     languages = sorted({lang for ev in evaluations for lang in ev.per_language})
     if languages:
-        lines += ["", "Per-language macro-F1 (held-out):", ""]
+        lines += ["", f"Per-language macro-F1 ({split}):", ""]
         lines.append("| model | " + " | ".join(languages) + " |")
         lines.append("|---" * (1 + len(languages)) + "|")
         for ev in evaluations:

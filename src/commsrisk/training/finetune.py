@@ -15,7 +15,7 @@ import warnings
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 import numpy as np
 import torch
@@ -23,12 +23,17 @@ from pydantic import BaseModel, ConfigDict, Field
 from tqdm.auto import tqdm
 from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from commsrisk.classifier.model import METADATA_FILE, RiskClassifier, load_encoder_for_classification
+from commsrisk.classifier.mean_pooling import MEAN_POOLING_KIND, MeanPoolingClassifier, save_mean_pooling
+from commsrisk.classifier.model import METADATA_FILE, RiskClassifier, load_encoder, load_encoder_for_classification
 from commsrisk.schema import RISKS
 
 logger = logging.getLogger(__name__)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
+Method = Literal["lora", "lora-mean", "full", "frozen"]
+METHODS: tuple[str, ...] = get_args(Method)
+DEFAULT_LEARNING_RATES: dict[str, float] = {"lora": 8e-4, "lora-mean": 5e-4, "full": 3e-5, "frozen": 0.1}
+"""Learning rate per method (frozen ignores it: its head is a logistic regression)."""
 
 
 class FineTuneConfig(BaseModel):
@@ -37,6 +42,14 @@ class FineTuneConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     base_model: str = Field(..., description="Local folder or Hugging Face id of the encoder.")
+    method: Method = Field(
+        "lora",
+        description=(
+            "lora: LoRA adapters + [CLS] pooler and head (the first wave's model); lora-mean: LoRA adapters + "
+            "head on mean-pooled vectors; full: every weight, head on mean-pooled vectors; frozen: frozen "
+            "encoder, logistic-regression head on mean-pooled vectors."
+        ),
+    )
     seed: int = Field(13, description="Seeds python, numpy and torch; same seed + data = same model.")
     epochs: int = Field(6, ge=1, le=100)
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimiser steps (quick runs).")
@@ -50,6 +63,12 @@ class FineTuneConfig(BaseModel):
     lora_dropout: float = Field(0.1, ge=0, lt=1)
     lora_target_modules: tuple[str, ...] = ("query", "key", "value")
     torch_threads: int | None = Field(None, ge=1)
+    eval_every: int | None = Field(
+        None, ge=1, description="Score the selection (dev) set every this many steps; default once per epoch."
+    )
+    patience: int | None = Field(
+        None, ge=1, description="Stop after this many selection scores without improvement (early stopping)."
+    )
 
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -83,6 +102,37 @@ def _pos_weight(labels: np.ndarray) -> torch.Tensor:
     return torch.tensor(np.sqrt(negatives / positives), dtype=torch.float32)
 
 
+def build_trainable(config: FineTuneConfig) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """The model a method trains: its encoder, adapters and head, with the right weights unfrozen."""
+    if config.method == "lora":
+        from peft import LoraConfig, TaskType, get_peft_model
+
+        base, tokenizer = load_encoder_for_classification(config.base_model)
+        lora = LoraConfig(
+            task_type=TaskType.SEQ_CLS,
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_target_modules),
+            modules_to_save=["classifier", "pooler"],
+        )
+        return get_peft_model(base, lora), tokenizer
+    encoder, tokenizer = load_encoder(config.base_model)
+    if config.method == "lora-mean":
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=config.lora_r,
+            lora_alpha=config.lora_alpha,
+            lora_dropout=config.lora_dropout,
+            target_modules=list(config.lora_target_modules),
+        )
+        encoder = get_peft_model(encoder, lora)
+    elif config.method == "frozen":
+        encoder.requires_grad_(False)
+    return MeanPoolingClassifier(encoder), tokenizer
+
+
 def fine_tune(
     texts: Sequence[str],
     labels: np.ndarray,
@@ -90,31 +140,26 @@ def fine_tune(
     *,
     eval_texts: Sequence[str] | None = None,
     eval_labels: np.ndarray | None = None,
+    select_texts: Sequence[str] | None = None,
+    select_labels: np.ndarray | None = None,
     on_epoch_end: EpochCallback | None = None,
     progress: bool = True,
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Fine-tune LoRA adapters and the head on (texts, labels); returns the peft model and tokenizer.
+) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
+    """Fine-tune the model of `config.method` on (texts, labels); returns the model and tokenizer.
 
-    `on_epoch_end(epoch, metrics)` gets the mean training loss and, when eval data is given, the
-    eval loss, once per epoch.
+    `on_epoch_end(step, metrics)` gets the mean training loss since the last call and, when eval
+    data is given, the eval loss; with a selection set (the out-of-distribution dev set) also its
+    macro PR-AUC, and the weights with the best selection score are the ones returned (early
+    stopping after `config.patience` scores without improvement).
     """
-    from peft import LoraConfig, TaskType, get_peft_model
-
     seed_everything(config.seed)
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
-    base, tokenizer = load_encoder_for_classification(config.base_model)
-    lora = LoraConfig(
-        task_type=TaskType.SEQ_CLS,
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=list(config.lora_target_modules),
-        modules_to_save=["classifier", "pooler"],
-    )
-    model = get_peft_model(base, lora)
+    if config.method == "frozen":
+        raise ValueError("the frozen method has no fine-tuning: use training.frozen_encoder.fit_frozen_head")
+    model, tokenizer = build_trainable(config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    logger.info("fine-tuning: %d texts, %d trainable parameters", len(texts), trainable)
+    logger.info("fine-tuning (%s): %d texts, %d trainable parameters", config.method, len(texts), trainable)
 
     encoded = tokenizer(list(texts), truncation=True, max_length=config.max_length)
     input_ids: list[list[int]] = encoded["input_ids"]
@@ -124,17 +169,19 @@ def fine_tune(
     steps_per_epoch = math.ceil(len(texts) / config.batch_size)
     total_steps = min(config.max_steps or 10**12, steps_per_epoch * config.epochs)
     epochs = math.ceil(total_steps / steps_per_epoch)
+    eval_every = config.eval_every or steps_per_epoch
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate, weight_decay=config.weight_decay
     )
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=_pos_weight(labels))
+    selection = _Selection(model, tokenizer, config, select_texts, select_labels)
     step = 0
-    bar = tqdm(total=total_steps, desc="fine-tuning", unit="step", disable=not progress)
+    losses: list[float] = []
+    bar = tqdm(total=total_steps, desc=f"fine-tuning ({config.method})", unit="step", disable=not progress)
     for epoch in range(1, epochs + 1):
-        model.train()
-        losses: list[float] = []
         for batch_idx in _batches(lengths, config.batch_size, rng):
+            model.train()
             batch = tokenizer.pad({"input_ids": [input_ids[i] for i in batch_idx]}, return_tensors="pt")
             logits = model(**batch).logits
             loss = loss_fn(logits, targets[batch_idx])
@@ -147,19 +194,81 @@ def fine_tune(
             step += 1
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.3f}")
+            if step % eval_every == 0 or step >= total_steps:
+                metrics = {"train_loss": float(np.mean(losses)), "epoch": float(epoch)}
+                losses = []
+                if eval_texts is not None and eval_labels is not None and len(eval_texts):
+                    metrics["eval_loss"] = _eval_loss(model, tokenizer, eval_texts, eval_labels, config, loss_fn)
+                metrics.update(selection.score(step))
+                logger.info("step %d: %s", step, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
+                if on_epoch_end is not None:
+                    on_epoch_end(step, metrics)
+                if selection.exhausted:
+                    logger.info("early stopping at step %d (best step %d)", step, selection.best_step)
+                    break
             if step >= total_steps:
                 break
-        metrics = {"train_loss": float(np.mean(losses))}
-        if eval_texts is not None and eval_labels is not None and len(eval_texts):
-            metrics["eval_loss"] = _eval_loss(model, tokenizer, eval_texts, eval_labels, config, loss_fn)
-        logger.info("epoch %d: %s", epoch, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, metrics)
-        if step >= total_steps:
+        if step >= total_steps or selection.exhausted:
             break
     bar.close()
+    selection.restore_best()
     model.eval()
     return model, tokenizer
+
+
+class _Selection:
+    """Scores the selection set, remembers the best weights, says when patience is exhausted."""
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        tokenizer: PreTrainedTokenizerBase,
+        config: FineTuneConfig,
+        texts: Sequence[str] | None,
+        labels: np.ndarray | None,
+    ) -> None:
+        self.model, self.tokenizer, self.config = model, tokenizer, config
+        self.texts = list(texts) if texts is not None and labels is not None and len(texts) else None
+        self.labels = labels
+        self.best = -1.0
+        self.best_step = 0
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stale = 0
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether early stopping should end the run now."""
+        return self.config.patience is not None and self.stale >= self.config.patience
+
+    def score(self, step: int) -> dict[str, float]:
+        """Macro PR-AUC on the selection set; keeps a copy of the trainable weights when it improves."""
+        if self.texts is None or self.labels is None:
+            return {}
+        from sklearn.metrics import average_precision_score
+
+        classifier = RiskClassifier(self.model, self.tokenizer, "in-training", self.config.max_length, batch_size=64)
+        proba = classifier.predict_proba(self.texts)
+        value = float(
+            np.mean([average_precision_score(self.labels[:, j], proba[:, j]) for j in range(self.labels.shape[1])])
+        )
+        if value > self.best:
+            self.best, self.best_step, self.stale = value, step, 0
+            self.best_state = {
+                name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad
+            }
+        else:
+            self.stale += 1
+        return {"select_macro_pr_auc": value, "select_best_macro_pr_auc": self.best}
+
+    def restore_best(self) -> None:
+        """Put the best-scoring weights back (no-op without a selection set)."""
+        if self.best_state is None:
+            return
+        params = dict(self.model.named_parameters())
+        with torch.no_grad():
+            for name, value in self.best_state.items():
+                params[name].copy_(value)
+        logger.info("kept the weights of step %d (selection macro PR-AUC %.4f)", self.best_step, self.best)
 
 
 def _eval_loss(
@@ -175,10 +284,17 @@ def _eval_loss(
     return float(loss_fn(logits, torch.tensor(labels, dtype=torch.float32)))
 
 
-def save_delta(model: PreTrainedModel, out_dir: Path, metadata: dict[str, Any]) -> Path:
-    """Write the LoRA delta (adapters, pooler, head) and the commsrisk metadata to `out_dir`."""
+def save_delta(model: torch.nn.Module, out_dir: Path, metadata: dict[str, Any]) -> Path:
+    """Write what the method trained (LoRA delta, head, or encoder) and the commsrisk metadata."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(str(out_dir))
+    method = metadata.get("method", "lora")
+    if isinstance(model, MeanPoolingClassifier):
+        if method == "lora-mean":
+            model.encoder.save_pretrained(str(out_dir))  # the adapters only
+        save_mean_pooling(model, out_dir, full_encoder=method == "full")
+        metadata = {**metadata, "kind": MEAN_POOLING_KIND}
+    else:
+        model.save_pretrained(str(out_dir))
     (out_dir / "README.md").unlink(missing_ok=True)  # peft's empty template; MODEL_CARD.md is ours
     full = {
         "risks": list(RISKS),

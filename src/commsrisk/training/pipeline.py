@@ -30,10 +30,13 @@ from commsrisk.training.evaluate import (
     best_f1_thresholds,
     comparison_markdown,
     evaluate_model,
+    hard_case_mask,
+    language_slices,
     plot_confusion_matrices,
     plot_pr_curves,
 )
 from commsrisk.training.finetune import FineTuneConfig, fine_tune, save_delta
+from commsrisk.training.frozen_encoder import fit_frozen_head
 from commsrisk.training.registry import CANDIDATE_ALIAS, log_and_register_model, tracking_client
 
 logger = logging.getLogger(__name__)
@@ -61,6 +64,7 @@ class TrainingOutcome:
     report: str
     split_counts: dict[str, int]
     metadata: dict[str, Any] = field(default_factory=dict)
+    dev_evaluations: list[ModelEvaluation] = field(default_factory=list)
 
     def evaluation(self, name: str) -> ModelEvaluation:
         """The evaluation of one model by name."""
@@ -116,8 +120,14 @@ def run_training(
     limit: int | None = None,
     progress: bool = True,
     run_name: str | None = None,
+    dev: LabeledData | None = None,
 ) -> TrainingOutcome:
-    """Train, evaluate against the baselines, and log everything as one MLflow run."""
+    """Train, evaluate against the baselines, and log everything as one MLflow run.
+
+    With `dev` (the out-of-distribution dev set, never trained on) the run also selects on it
+    (early stopping, the frozen head's regularisation) and reports every model on it: the figure
+    models are compared and promoted on.
+    """
     import mlflow
 
     frame = _limit(data.frame, limit, config.seed)
@@ -127,7 +137,11 @@ def run_training(
     logger.info("split: %s", counts)
     labels = {name: label_matrix(part) for name, part in parts.items()}
     texts = {name: part["text"].tolist() for name, part in parts.items()}
-    test_langs = parts["test"]["lang"].fillna("unknown").tolist()
+    test_langs = language_slices(parts["test"])
+    test_hard = hard_case_mask(parts["test"])
+    if dev is not None:
+        texts["dev"] = dev.frame["text"].tolist()
+        labels["dev"] = label_matrix(dev.frame)
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
@@ -146,7 +160,11 @@ def run_training(
                 **{f"n_{name}": count for name, count in counts.items()},
             }
         )
-        mlflow.set_tags({"commsrisk.data_digest": data.digest, "commsrisk.kind": "training"})
+        mlflow.set_tags(
+            {"commsrisk.data_digest": data.digest, "commsrisk.kind": "training", "commsrisk.method": config.method}
+        )
+        if dev is not None:
+            mlflow.log_params({"dev_source": Path(dev.source).name, "dev_digest": dev.digest, "n_dev": len(dev.frame)})
         _log_dataset(mlflow, frame, data)
         _log_counts(mlflow, frame, workdir)
         if data.rejected:
@@ -157,6 +175,8 @@ def run_training(
         # Baselines: the same splits, thresholds chosen on calibration, scored on test.
         baselines = {"lexicon": KeywordLexicon(), "tfidf-logreg": TfidfLogReg(seed=config.seed)}
         probas: dict[str, np.ndarray] = {}
+        dev_probas: dict[str, np.ndarray] = {}
+        dev_cuts: dict[str, np.ndarray] = {}
         evaluations: list[ModelEvaluation] = []
         for name, baseline in baselines.items():
             baseline.fit(texts["train"], labels["train"])
@@ -164,49 +184,78 @@ def run_training(
             if name == "lexicon":
                 cut = np.full(len(RISKS), 0.5)  # a keyword hit is the decision
             probas[name] = baseline.predict_proba(texts["test"])
-            evaluations.append(evaluate_model(name, labels["test"], probas[name], cut, test_langs))
+            evaluations.append(evaluate_model(name, labels["test"], probas[name], cut, test_langs, test_hard))
+            if dev is not None:
+                dev_probas[name] = baseline.predict_proba(texts["dev"])
+                dev_cuts[name] = cut
 
-        def on_epoch_end(epoch: int, metrics: dict[str, float]) -> None:
-            mlflow.log_metrics(metrics, step=epoch)
+        def on_epoch_end(step: int, metrics: dict[str, float]) -> None:
+            mlflow.log_metrics(metrics, step=step)
 
-        model, tokenizer = fine_tune(
-            texts["train"],
-            labels["train"],
-            config,
-            eval_texts=texts["calibration"],
-            eval_labels=labels["calibration"],
-            on_epoch_end=on_epoch_end,
-            progress=progress,
-        )
+        select = {"select_texts": texts.get("dev"), "select_labels": labels.get("dev")}
+        if config.method == "frozen":
+            model, tokenizer = fit_frozen_head(texts["train"], labels["train"], config, **select)
+        else:
+            model, tokenizer = fine_tune(
+                texts["train"],
+                labels["train"],
+                config,
+                eval_texts=texts["calibration"],
+                eval_labels=labels["calibration"],
+                on_epoch_end=on_epoch_end,
+                progress=progress,
+                **select,
+            )
         classifier = RiskClassifier(model, tokenizer, "in-training", max_length=config.max_length, batch_size=64)
-        clf_proba = {name: classifier.predict_proba(texts[name]) for name in ("calibration", "test")}
+        scored = ("calibration", "test", "dev") if dev is not None else ("calibration", "test")
+        clf_proba = {name: classifier.predict_proba(texts[name]) for name in scored}
         cut = best_f1_thresholds(labels["calibration"], clf_proba["calibration"])
         probas["classifier-only"] = clf_proba["test"]
-        evaluations.append(evaluate_model("classifier-only", labels["test"], clf_proba["test"], cut, test_langs))
+        evaluations.append(
+            evaluate_model("classifier-only", labels["test"], clf_proba["test"], cut, test_langs, test_hard)
+        )
 
+        frames = {**parts, "dev": dev.frame} if dev is not None else parts
         evidence = {
-            name: build_evidence(frame_messages(parts[name]), clf_proba[name], analyzer)
-            for name in ("calibration", "test")
+            name: build_evidence(frame_messages(frames[name]), clf_proba[name], analyzer) for name in scored
         }
         combiner = RiskCombiner.fit(evidence["calibration"], labels["calibration"])
         final_calib = combiner.predict_proba(evidence["calibration"])
         final_cut = best_f1_thresholds(labels["calibration"], final_calib)
         probas[FINAL_MODEL] = combiner.predict_proba(evidence["test"])
-        final = evaluate_model(FINAL_MODEL, labels["test"], probas[FINAL_MODEL], final_cut, test_langs)
+        final = evaluate_model(FINAL_MODEL, labels["test"], probas[FINAL_MODEL], final_cut, test_langs, test_hard)
         evaluations.append(final)
+        dev_evaluations: list[ModelEvaluation] = []
+        if dev is not None:
+            dev_probas["classifier-only"], dev_cuts["classifier-only"] = clf_proba["dev"], cut
+            dev_probas[FINAL_MODEL], dev_cuts[FINAL_MODEL] = combiner.predict_proba(evidence["dev"]), final_cut
+            dev_langs, dev_hard = language_slices(dev.frame), hard_case_mask(dev.frame)
+            for name, proba in dev_probas.items():
+                ev = evaluate_model(name, labels["dev"], proba, dev_cuts[name], dev_langs, dev_hard)
+                dev_evaluations.append(ev)
+                prefix = "dev_" if name == FINAL_MODEL else f"{name.replace('-', '_')}_dev_"
+                mlflow.log_metrics(ev.flat_metrics(prefix))
+            _log_dev_scores(mlflow, dev.frame, dev_probas, workdir)
 
         for ev in evaluations:
             prefix = "test_" if ev.name == FINAL_MODEL else f"{ev.name.replace('-', '_')}_test_"
             mlflow.log_metrics(ev.flat_metrics(prefix))
         report = comparison_markdown(evaluations)
+        if dev_evaluations:
+            report = (
+                "Out-of-distribution dev set (thresholds from the calibration split):\n\n"
+                + comparison_markdown(dev_evaluations, split="dev")
+                + "\n\nIn-corpus held-out split:\n\n"
+                + report
+            )
         mlflow.log_text(report, "evaluation/report.md")
         mlflow.log_dict({ev.name: ev.to_dict() for ev in evaluations}, "evaluation/evaluation.json")
         mlflow.log_artifact(str(plot_pr_curves(labels["test"], probas, workdir / "pr_curves.png")), "evaluation")
         for ev in evaluations:
             png = plot_confusion_matrices(ev, workdir / f"confusion_{ev.name}.png")
             mlflow.log_artifact(str(png), "evaluation")
-        held_out = workdir / "test.parquet"
-        parts["test"].drop(columns=["split", "line"]).to_parquet(held_out, index=False)
+        held_out = workdir / "test_ids.parquet"
+        parts["test"][["message_id", "conversation_id", *RISKS]].to_parquet(held_out, index=False)
         mlflow.log_artifact(str(held_out), "held_out")
         mlflow.log_dict(config.model_dump(), "config/fine_tune.json")
 
@@ -220,7 +269,9 @@ def run_training(
             "split_counts": counts,
             "signals": list(DEFAULT_SIGNALS),
             "f1_thresholds": dict(zip(RISKS, map(float, final_cut), strict=True)),
+            "method": config.method,
             "held_out": {ev.name: {"macro_f1": ev.macro_f1} for ev in evaluations},
+            "dev": {ev.name: {"macro_f1": ev.macro_f1} for ev in dev_evaluations},
             "version": f"run-{run.info.run_id[:12]}",
         }
         save_delta(model, out_dir, metadata)
@@ -231,7 +282,9 @@ def run_training(
             tracking_client().set_registered_model_alias(registered_model, CANDIDATE_ALIAS, model_version)
             logger.info("registered %s version %s as @%s", registered_model, model_version, CANDIDATE_ALIAS)
         (out_dir / "evaluation.md").write_text(report + "\n", encoding="utf-8")
-        return TrainingOutcome(run.info.run_id, model_version, out_dir, evaluations, report, counts, metadata)
+        outcome = TrainingOutcome(run.info.run_id, model_version, out_dir, evaluations, report, counts, metadata)
+        outcome.dev_evaluations = dev_evaluations
+        return outcome
 
 
 def _log_dataset(mlflow: Any, frame: pd.DataFrame, data: LabeledData) -> None:
@@ -241,6 +294,17 @@ def _log_dataset(mlflow: Any, frame: pd.DataFrame, data: LabeledData) -> None:
         profile, source=Path(data.source).name, name="labeled-reviews", digest=data.digest
     )
     mlflow.log_input(dataset, context="training")
+
+
+def _log_dev_scores(mlflow: Any, frame: pd.DataFrame, probas: dict[str, np.ndarray], workdir: Path) -> None:
+    """Every model's dev-set probabilities by message id (no text), for ensembles and error analysis."""
+    table = frame[["message_id", *RISKS]].copy()
+    for name, proba in probas.items():
+        for j, risk in enumerate(RISKS):
+            table[f"{name}:{risk}"] = proba[:, j]
+    path = workdir / "dev_scores.csv"
+    table.to_csv(path, index=False)
+    mlflow.log_artifact(str(path), "evaluation")
 
 
 def _log_counts(mlflow: Any, frame: pd.DataFrame, workdir: Path) -> None:

@@ -133,8 +133,11 @@ def held_out_macro_f1(model_uri: str, held_out: pd.DataFrame) -> float:
     return float(np.mean(f1s))
 
 
-def promote(registered_model: str, *, tolerance: float = 0.0) -> PromotionDecision:
-    """Move `production` to the candidate if it is not worse on the candidate's held-out split.
+def promote(registered_model: str, evaluation: pd.DataFrame, *, tolerance: float = 0.0) -> PromotionDecision:
+    """Move `production` to the candidate if it is not worse on a fixed evaluation set.
+
+    The evaluation set is the out-of-distribution dev set: neither model trained on it, and it
+    is the same for every candidate, so a candidate cannot bring its own yardstick.
 
     Raises:
         ModelNotAvailableError: there is no candidate.
@@ -149,8 +152,7 @@ def promote(registered_model: str, *, tolerance: float = 0.0) -> PromotionDecisi
         )
     production = _version_by_alias(registered_model, PRODUCTION_ALIAS)
     cand_version = str(candidate.version)  # type: ignore[attr-defined]
-    held_out_path = mlflow.artifacts.download_artifacts(run_id=candidate.run_id, artifact_path="held_out/test.parquet")  # type: ignore[attr-defined]
-    held_out = pd.read_parquet(held_out_path)
+    held_out = evaluation
     cand_f1 = held_out_macro_f1(f"models:/{registered_model}/{cand_version}", held_out)
     client = mlflow.MlflowClient()
     if production is None or str(production.version) == cand_version:  # type: ignore[attr-defined]
@@ -169,8 +171,8 @@ def promote(registered_model: str, *, tolerance: float = 0.0) -> PromotionDecisi
     )
     if cand_f1 + tolerance < prod_f1:
         raise PromotionRefusedError(
-            f"candidate v{cand_version} is worse than production v{prod_version} on the candidate's "
-            f"{len(held_out)} held-out messages: macro-F1 {cand_f1:.4f} < {prod_f1:.4f} "
+            f"candidate v{cand_version} is worse than production v{prod_version} on the "
+            f"{len(held_out)} messages of the evaluation set: macro-F1 {cand_f1:.4f} < {prod_f1:.4f} "
             f"(tolerance {tolerance}); production stays v{prod_version}"
         )
     client.set_registered_model_alias(registered_model, PRODUCTION_ALIAS, cand_version)
@@ -181,5 +183,5 @@ def promote(registered_model: str, *, tolerance: float = 0.0) -> PromotionDecisi
         cand_f1,
         prod_f1,
         len(held_out),
-        f"macro-F1 {cand_f1:.4f} >= production {prod_f1:.4f} on the same held-out messages",
+        f"macro-F1 {cand_f1:.4f} >= production {prod_f1:.4f} on the same evaluation messages",
     )

@@ -1,0 +1,101 @@
+"""A multi-label head on the mean of the encoder's token vectors, as e5 encoders are trained.
+
+The e5 encoders were trained to be read by mean pooling; BERT's [CLS] pooler ships untrained with
+them (its weights are not in the checkpoint), so a head on mean-pooled, L2-normalised vectors
+starts from what the encoder already knows. The same module serves a frozen encoder with a
+logistic-regression head, LoRA adapters and full fine-tuning; it quacks like a Hugging Face
+sequence classifier (``get_input_embeddings()``, ``model(...).logits``) so prediction and
+explanations need no special case.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel, PreTrainedModel
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+from commsrisk.schema import RISKS
+
+MEAN_POOLING_KIND = "mean-pooling-head"
+HEAD_FILE = "head.safetensors"
+ENCODER_DIR = "encoder"
+"""Subfolder holding a fully fine-tuned encoder (absent when the encoder is the base, or LoRA)."""
+
+
+class MeanPoolingClassifier(torch.nn.Module):
+    """Encoder -> masked mean of token vectors -> L2 normalise -> linear layer over RISKS."""
+
+    def __init__(self, encoder: PreTrainedModel, head: torch.nn.Linear | None = None) -> None:
+        super().__init__()
+        self.encoder = encoder
+        hidden = int(encoder.config.hidden_size)
+        self.head = head if head is not None else torch.nn.Linear(hidden, len(RISKS))
+        self.config = encoder.config
+
+    def get_input_embeddings(self) -> torch.nn.Module:
+        """The token embedding table (explanations take gradients at its output)."""
+        return self.encoder.get_input_embeddings()
+
+    def pooled(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Mean-pooled, L2-normalised sentence vectors."""
+        hidden = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, inputs_embeds=inputs_embeds
+        ).last_hidden_state
+        if attention_mask is None:
+            attention_mask = torch.ones(hidden.shape[:2], dtype=hidden.dtype)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+        return torch.nn.functional.normalize(mean, dim=-1)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        inputs_embeds: torch.Tensor | None = None,
+        **_: Any,
+    ) -> SequenceClassifierOutput:
+        """Logits over RISKS; extra tokenizer outputs (token_type_ids) are ignored."""
+        return SequenceClassifierOutput(logits=self.head(self.pooled(input_ids, attention_mask, inputs_embeds)))
+
+
+def save_mean_pooling(model: MeanPoolingClassifier, out_dir: Path, *, full_encoder: bool) -> None:
+    """Write the head (and the encoder when it was fully fine-tuned) to `out_dir`."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    head = {"weight": model.head.weight.detach().contiguous(), "bias": model.head.bias.detach().contiguous()}
+    save_file(head, str(out_dir / HEAD_FILE))
+    if full_encoder:
+        model.encoder.save_pretrained(str(out_dir / ENCODER_DIR))
+
+
+def load_mean_pooling(model_dir: Path, base_model: str) -> MeanPoolingClassifier:
+    """Rebuild a saved mean-pooling classifier on its encoder (base, base + LoRA, or its own)."""
+    encoder_dir = model_dir / ENCODER_DIR
+    encoder = AutoModel.from_pretrained(
+        str(encoder_dir) if encoder_dir.is_dir() else base_model, add_pooling_layer=False
+    )
+    if (model_dir / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        encoder = PeftModel.from_pretrained(encoder, str(model_dir)).merge_and_unload()
+    weights = load_file(str(model_dir / HEAD_FILE))
+    head = torch.nn.Linear(weights["weight"].shape[1], weights["weight"].shape[0])
+    head.load_state_dict(weights)
+    model = MeanPoolingClassifier(encoder, head)
+    model.eval()
+    return model
+
+
+def is_mean_pooling(model_dir: Path) -> bool:
+    """Whether a model folder holds a mean-pooling classifier."""
+    meta = model_dir / "commsrisk_model.json"
+    return meta.is_file() and json.loads(meta.read_text(encoding="utf-8")).get("kind") == MEAN_POOLING_KIND

@@ -1,0 +1,62 @@
+"""Keep the dev set out of training: exact and near-duplicate texts between two sets.
+
+A dev text counts as seen in training when its normalised form (case, whitespace, digits and
+punctuation removed) equals a training text's, or when their character 3-5-gram TF-IDF vectors
+have a cosine of at least `threshold` (a near-copy with a few words changed).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+NEAR_DUPLICATE_COSINE = 0.85
+"""Cosine of character n-gram TF-IDF at or above which two texts are one text lightly edited."""
+
+_NOT_LETTER = re.compile(r"[\W\d_]+", re.UNICODE)
+
+
+def normalise_text(text: str) -> str:
+    """Case, width, whitespace, digits and punctuation folded away: what is left is the wording."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _NOT_LETTER.sub(" ", folded).strip()
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """A dev text found in training: indices into both sets and their similarity (1.0 = exact)."""
+
+    dev_index: int
+    train_index: int
+    similarity: float
+
+
+def find_overlaps(
+    train_texts: Sequence[str], dev_texts: Sequence[str], *, threshold: float = NEAR_DUPLICATE_COSINE
+) -> list[Overlap]:
+    """Every dev text that appears in training, exactly or nearly, with its closest training text."""
+    train_norm = [normalise_text(t) for t in train_texts]
+    dev_norm = [normalise_text(t) for t in dev_texts]
+    exact = {text: i for i, text in enumerate(train_norm) if text}
+    found: dict[int, Overlap] = {}
+    for j, text in enumerate(dev_norm):
+        if text in exact:
+            found[j] = Overlap(j, exact[text], 1.0)
+    vectorizer = TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), min_df=1, sublinear_tf=True)
+    vectorizer.fit(train_norm + dev_norm)
+    train_matrix = vectorizer.transform(train_norm)
+    dev_matrix = vectorizer.transform(dev_norm)
+    for start in range(0, len(dev_norm), 256):
+        block = (dev_matrix[start : start + 256] @ train_matrix.T).toarray()
+        best = block.argmax(axis=1) if block.size else np.zeros(0, dtype=int)
+        for offset, k in enumerate(best):
+            j = start + offset
+            score = float(block[offset, k])
+            if j not in found and score >= threshold and len(dev_norm[j]) >= 12:
+                found[j] = Overlap(j, int(k), round(score, 4))
+    return sorted(found.values(), key=lambda o: o.dev_index)
