@@ -138,8 +138,17 @@ def test_choose_threshold_prefers_recall_then_falls_back() -> None:
 
 def test_target_parsing() -> None:
     assert Target.parse("recall=0.9") == Target("recall", 0.9)
-    with pytest.raises(ConfigurationError, match="use precision=P or recall=R"):
-        Target.parse("f1=0.5")
+    assert Target.parse("f1=0.5") == Target("f1", 0.5)
+    with pytest.raises(ConfigurationError, match="use precision=P, recall=R or f1=F"):
+        Target.parse("accuracy=0.5")
+
+
+def test_f1_target_picks_the_best_f1_threshold() -> None:
+    labels = np.array([1, 1, 1, 0, 1, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2])
+    # flag >= 0.5: 4 of 5 flagged are positive, all 4 positives found: F1 0.889, the best
+    assert choose_threshold(labels, scores, Target("f1", 0.5)) == 0.5
+    assert choose_threshold(labels, scores, Target("f1", 0.95)) is None
 
 
 def test_diff_lists_added_and_removed_units() -> None:

@@ -108,10 +108,10 @@ def data_build(
     seed: Annotated[int, typer.Option(help="Seed for PII values and augmentation.")] = 7,
     augment_share: Annotated[
         float, typer.Option(help="Augmented variants per written message with no risk label.")
-    ] = 0.2,
+    ] = 0.1,
     positive_augment_share: Annotated[
         float, typer.Option(help="Augmented variants per message with a risk label.")
-    ] = 0.5,
+    ] = 0.3,
 ) -> None:
     """Fill PII placeholders with valid fake values, apply the label audit, add variants, write the corpus."""
     from commsrisk.training.corpus import build_corpus, write_jsonl
@@ -148,6 +148,24 @@ def data_build_eval(
         raise _fail(error) from error
     count = write_jsonl(rows, output)
     _print_corpus_table(rows, f"{output}: {count} messages")
+
+
+@data_app.command("report")
+def data_report(
+    corpus: Annotated[Path, typer.Option(help="The built training corpus.")] = Path("data/seed/commsrisk_seed.jsonl"),
+    dev: Annotated[Path, typer.Option(help="The built dev set.")] = Path("data/eval/ood_dev/dev.jsonl"),
+    audit: Annotated[Path, typer.Option(help="The label audit.")] = Path("data/raw/audit/label_audit.jsonl"),
+    output: Annotated[Path, typer.Option(help="Where the statistics go.")] = Path("data/CORPUS_STATS.md"),
+) -> None:
+    """Write the data card's statistics: counts, lengths, coverage grid, label audit, style-leak check."""
+    import pandas as pd
+
+    from commsrisk.training.corpus_report import corpus_report
+
+    frame = pd.read_json(corpus, lines=True)
+    dev_frame = pd.read_json(dev, lines=True) if dev.is_file() else None
+    output.write_text(corpus_report(frame, dev_frame, audit), encoding="utf-8")
+    out.print(f"[green]wrote[/] {output}")
 
 
 def _print_corpus_table(rows: list[dict[str, object]], title: str) -> None:
@@ -302,6 +320,7 @@ def train(
         report=outcome.report,
         data_source=data.name,
         command=command,
+        dev_evaluations=outcome.dev_evaluations,
     )
     out.print(outcome.report)
     where = (
@@ -329,7 +348,8 @@ def evaluate(
 ) -> None:
     """Score a labeled file through the whole pipeline and report F1 per risk, language and hard cases.
 
-    Flags come from each message's business-unit thresholds, as in production. The confusions
+    Flags come from each message's business-unit thresholds, as in production. When FILE is the
+    model's own training data, only its held-out test split is scored. The confusions
     (what a missed risk was flagged as, what a false alarm really was) go to the terminal and,
     with a plot and per-message scores (ids only), to an MLflow run.
     """
@@ -350,11 +370,18 @@ def evaluate(
         _print_rejected_from_error(path)
         raise _fail(error) from error
     _print_rejected(labeled.rejected)
+    frame, note = labeled.frame, "all messages"
+    metadata = getattr(scorer.classifier, "metadata", {}) or {}
+    if metadata.get("data_digest") == labeled.digest:
+        from commsrisk.training.data import split_labeled
+
+        split = split_labeled(frame, seed=int(metadata.get("seed", 13))).to_numpy()
+        frame, note = frame[split == "test"].reset_index(drop=True), "the model's held-out test split only"
     scorer.explain = False
-    results = score_frame(scorer, frame_messages(labeled.frame), batch_size=batch_size)
-    outcome = evaluate_results(labeled.frame, results)
+    results = score_frame(scorer, frame_messages(frame), batch_size=batch_size)
+    outcome = evaluate_results(frame, results)
     ev = outcome.evaluation
-    table = Table(title=f"{path.name}: {len(labeled.frame)} messages, model {scorer.model_version}")
+    table = Table(title=f"{path.name}: {len(frame)} messages ({note}), model {scorer.model_version}")
     for column in ("risk", "precision", "recall", "F1", "PR-AUC", "positives"):
         table.add_column(column, justify="right")
     for risk in RISKS:
@@ -645,7 +672,8 @@ def thresholds_rollback(
 def thresholds_tune(
     data: Annotated[Path, typer.Option(help="Labeled file with business_unit (CSV, JSONL, Parquet).")],
     target: Annotated[
-        str, typer.Option(help="precision=P or recall=R that every threshold must meet.")
+        str,
+        typer.Option(help="precision=P or recall=R that every threshold must meet, or f1=F: the best-F1 threshold."),
     ] = "precision=0.8",
     min_positives: Annotated[int, typer.Option(help="Units with fewer positives for a risk keep the default.")] = 15,
     output: Annotated[Path, typer.Option(help="Where to write the proposed policy.")] = Path(

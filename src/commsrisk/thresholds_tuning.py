@@ -30,21 +30,25 @@ DEFAULTS_UNIT = "(all units)"
 
 @dataclass(frozen=True)
 class Target:
-    """What a threshold must reach: precision or recall at least `value`."""
+    """What a threshold must reach: precision, recall or F1 at least `value`.
 
-    metric: Literal["precision", "recall"]
+    For precision (recall) the threshold with the best recall (precision) among those that reach
+    the target wins; for F1, the threshold with the best F1 (when it reaches `value`).
+    """
+
+    metric: Literal["precision", "recall", "f1"]
     value: float
 
     @classmethod
     def parse(cls, text: str) -> Target:
-        """Parse 'precision=0.8' or 'recall=0.9'.
+        """Parse 'precision=0.8', 'recall=0.9' or 'f1=0.5'.
 
         Raises:
             ConfigurationError: another metric, or a value outside (0, 1].
         """
-        match = re.fullmatch(r"\s*(precision|recall)\s*=\s*([0-9.]+)\s*", text)
+        match = re.fullmatch(r"\s*(precision|recall|f1)\s*=\s*([0-9.]+)\s*", text)
         if not match or not 0 < float(match.group(2)) <= 1:
-            raise ConfigurationError(f"--target '{text}': use precision=P or recall=R with a value in (0, 1]")
+            raise ConfigurationError(f"--target '{text}': use precision=P, recall=R or f1=F with a value in (0, 1]")
         return cls(match.group(1), float(match.group(2)))  # type: ignore[arg-type]
 
 
@@ -77,7 +81,11 @@ def choose_threshold(labels: np.ndarray, scores: np.ndarray, target: Target) -> 
     best: tuple[float, float] | None = None  # (other metric, threshold)
     for threshold in np.unique(scores):
         precision, recall, _ = precision_recall_at(labels, scores, float(threshold))
-        met, other = (precision, recall) if target.metric == "precision" else (recall, precision)
+        if target.metric == "f1":
+            f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+            met, other = f1, f1
+        else:
+            met, other = (precision, recall) if target.metric == "precision" else (recall, precision)
         if met >= target.value and (best is None or other > best[0] or (other == best[0] and threshold > best[1])):
             best = (other, float(threshold))
     return None if best is None else best[1]

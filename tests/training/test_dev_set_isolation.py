@@ -5,7 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from commsrisk.training.overlap import find_overlaps, normalise_text
+import pytest
+
+from commsrisk.errors import DataValidationError
+from commsrisk.training.overlap import find_overlaps, normalise_text, require_dev_isolation
 
 REPO = Path(__file__).resolve().parents[2]
 CORPUS = REPO / "data/seed/commsrisk_seed.jsonl"
@@ -33,3 +36,11 @@ def test_overlap_check_finds_copies_and_light_edits() -> None:
     found = {o.dev_index for o in find_overlaps(train, dev)}
     assert found == {0, 1}
     assert normalise_text("Ｔｅｓｔ 123, OK!") == normalise_text("test ok")
+
+
+def test_training_refuses_data_that_holds_dev_messages() -> None:
+    dev = _texts(DEV)[:50]
+    train = [*_texts(CORPUS)[:500], dev[7].upper()]
+    with pytest.raises(DataValidationError, match=r"1 dev-set messages appear in the training data"):
+        require_dev_isolation(train, dev, [f"dev-{i}" for i in range(len(dev))])
+    require_dev_isolation(_texts(CORPUS)[:500], dev, [f"dev-{i}" for i in range(len(dev))])

@@ -68,7 +68,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory, settings: Settings, text_a
 
 
 def test_run_logs_everything_a_reviewer_needs(trained) -> None:  # type: ignore[no-untyped-def]
-    store, _, strong, _ = trained
+    store, _, strong, frozen = trained
     mlflow.set_tracking_uri(store)
     run = mlflow.get_run(strong.run_id)
     assert run.data.params["data_digest"] == read_labeled_file(SEED_CORPUS).digest
@@ -83,7 +83,7 @@ def test_run_logs_everything_a_reviewer_needs(trained) -> None:  # type: ignore[
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(strong.run_id, "evaluation")}
     assert {"evaluation/pr_curves.png", "evaluation/report.md", f"evaluation/confusion_{FINAL_MODEL}.png"} <= artifacts
     version = mlflow.MlflowClient().get_model_version_by_alias("commsrisk-test", CANDIDATE_ALIAS)
-    assert str(version.version) == strong.model_version
+    assert str(version.version) == frozen.model_version  # the latest run is the candidate
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == run.data.params["data_digest"]
     for key in ("dev_macro_f1", "dev_hard_macro_f1", "dev_lang_zh_macro_f1", "tfidf_logreg_dev_macro_f1"):
@@ -121,22 +121,26 @@ def test_delta_is_small_and_loads_back(trained, settings: Settings) -> None:  # 
 
 
 def test_promote_accepts_better_and_refuses_worse(trained) -> None:  # type: ignore[no-untyped-def]
-    store, weak, strong, _ = trained
+    """The gate compares both models on the same fixed dev messages, neither trained on them."""
+    store, weak, _, frozen = trained
     mlflow.set_tracking_uri(store)
     client = mlflow.MlflowClient()
-    assert strong.evaluation(FINAL_MODEL).macro_f1 > weak.evaluation(FINAL_MODEL).macro_f1
+    dev = _dev_sample().frame
+    weak_dev = next(ev for ev in weak.dev_evaluations if ev.name == FINAL_MODEL).macro_f1
+    frozen_dev = next(ev for ev in frozen.dev_evaluations if ev.name == FINAL_MODEL).macro_f1
+    assert frozen_dev > weak_dev
 
     client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, weak.model_version)
-    dev = _dev_sample().frame
     first = promote("commsrisk-test", dev)
     assert first.promoted and first.reason == "no production model yet"
 
-    client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, strong.model_version)
+    client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, frozen.model_version)
     better = promote("commsrisk-test", dev)
     assert better.promoted and better.production_version == weak.model_version
     assert better.candidate_macro_f1 > better.production_macro_f1
+    assert better.held_out_messages == len(dev)
 
     client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, weak.model_version)
     with pytest.raises(PromotionRefusedError, match=r"worse than production"):
         promote("commsrisk-test", dev)
-    assert str(client.get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS).version) == strong.model_version
+    assert str(client.get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS).version) == frozen.model_version

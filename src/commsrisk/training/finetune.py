@@ -46,8 +46,8 @@ class FineTuneConfig(BaseModel):
         "lora",
         description=(
             "lora: LoRA adapters + [CLS] pooler and head (the first wave's model); lora-mean: LoRA adapters + "
-            "head on mean-pooled vectors; full: every weight, head on mean-pooled vectors; frozen: frozen "
-            "encoder, logistic-regression head on mean-pooled vectors."
+            "head on mean-pooled vectors; full: every weight but the word-embedding table, head on mean-pooled "
+            "vectors; frozen: frozen encoder, logistic-regression head on mean-pooled vectors."
         ),
     )
     seed: int = Field(13, description="Seeds python, numpy and torch; same seed + data = same model.")
@@ -130,6 +130,10 @@ def build_trainable(config: FineTuneConfig) -> tuple[torch.nn.Module, PreTrained
         encoder = get_peft_model(encoder, lora)
     elif config.method == "frozen":
         encoder.requires_grad_(False)
+    else:
+        # "full": every weight but the 250k-row word-embedding table, whose AdamW update costs more
+        # than the rest of a step on CPU and which a few thousand messages cannot move usefully.
+        encoder.get_input_embeddings().requires_grad_(False)
     return MeanPoolingClassifier(encoder), tokenizer
 
 
@@ -147,8 +151,8 @@ def fine_tune(
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """Fine-tune the model of `config.method` on (texts, labels); returns the model and tokenizer.
 
-    `on_epoch_end(step, metrics)` gets the mean training loss since the last call and, when eval
-    data is given, the eval loss; with a selection set (the out-of-distribution dev set) also its
+    `on_epoch_end(step, metrics)` gets the mean training loss since the last call and, at each
+    epoch's end when eval data is given, the eval loss; with a selection set (the out-of-distribution dev set) also its
     macro PR-AUC, and the weights with the best selection score are the ones returned (early
     stopping after `config.patience` scores without improvement).
     """
@@ -197,7 +201,8 @@ def fine_tune(
             if step % eval_every == 0 or step >= total_steps:
                 metrics = {"train_loss": float(np.mean(losses)), "epoch": float(epoch)}
                 losses = []
-                if eval_texts is not None and eval_labels is not None and len(eval_texts):
+                epoch_end = step % steps_per_epoch == 0 or step >= total_steps
+                if epoch_end and eval_texts is not None and eval_labels is not None and len(eval_texts):
                     metrics["eval_loss"] = _eval_loss(model, tokenizer, eval_texts, eval_labels, config, loss_fn)
                 metrics.update(selection.score(step))
                 logger.info("step %d: %s", step, " ".join(f"{k}={v:.4f}" for k, v in metrics.items()))
@@ -253,9 +258,7 @@ class _Selection:
         )
         if value > self.best:
             self.best, self.best_step, self.stale = value, step, 0
-            self.best_state = {
-                name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad
-            }
+            self.best_state = {name: p.detach().clone() for name, p in self.model.named_parameters() if p.requires_grad}
         else:
             self.stale += 1
         return {"select_macro_pr_auc": value, "select_best_macro_pr_auc": self.best}

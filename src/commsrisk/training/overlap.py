@@ -1,8 +1,9 @@
 """Keep the dev set out of training: exact and near-duplicate texts between two sets.
 
 A dev text counts as seen in training when its normalised form (case, whitespace, digits and
-punctuation removed) equals a training text's, or when their character 3-5-gram TF-IDF vectors
-have a cosine of at least `threshold` (a near-copy with a few words changed).
+punctuation removed; at least MIN_CHARS characters left) equals a training text's, or when their
+character 3-5-gram TF-IDF vectors have a cosine of at least `threshold` (a near-copy with a few
+words changed).
 """
 
 from __future__ import annotations
@@ -15,8 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from commsrisk.errors import DataValidationError
+
 NEAR_DUPLICATE_COSINE = 0.85
 """Cosine of character n-gram TF-IDF at or above which two texts are one text lightly edited."""
+MIN_CHARS = 8
+"""Normalised texts shorter than this ("ok", "thx", "收到") are too generic for a match to mean a leak."""
 
 _NOT_LETTER = re.compile(r"[\W\d_]+", re.UNICODE)
 
@@ -42,7 +47,7 @@ def find_overlaps(
     """Every dev text that appears in training, exactly or nearly, with its closest training text."""
     train_norm = [normalise_text(t) for t in train_texts]
     dev_norm = [normalise_text(t) for t in dev_texts]
-    exact = {text: i for i, text in enumerate(train_norm) if text}
+    exact = {text: i for i, text in enumerate(train_norm) if len(text) >= MIN_CHARS}
     found: dict[int, Overlap] = {}
     for j, text in enumerate(dev_norm):
         if text in exact:
@@ -57,6 +62,21 @@ def find_overlaps(
         for offset, k in enumerate(best):
             j = start + offset
             score = float(block[offset, k])
-            if j not in found and score >= threshold and len(dev_norm[j]) >= 12:
+            if j not in found and score >= threshold and len(dev_norm[j]) >= MIN_CHARS:
                 found[j] = Overlap(j, int(k), round(score, 4))
     return sorted(found.values(), key=lambda o: o.dev_index)
+
+
+def require_dev_isolation(train_texts: Sequence[str], dev_texts: Sequence[str], dev_ids: Sequence[str]) -> None:
+    """Refuse to train when a dev message is in the training data: the yardstick would be bent.
+
+    Raises:
+        DataValidationError: naming how many dev messages (and the first ids) appear in training.
+    """
+    overlaps = find_overlaps(train_texts, dev_texts)
+    if overlaps:
+        ids = ", ".join(str(dev_ids[o.dev_index]) for o in overlaps[:5])
+        raise DataValidationError(
+            f"{len(overlaps)} dev-set messages appear in the training data, exactly or nearly (e.g. {ids}); "
+            "the dev set must never be trained on: remove them from the training file or pass --no-dev"
+        )

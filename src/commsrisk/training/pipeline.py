@@ -37,6 +37,7 @@ from commsrisk.training.evaluate import (
 )
 from commsrisk.training.finetune import FineTuneConfig, fine_tune, save_delta
 from commsrisk.training.frozen_encoder import fit_frozen_head
+from commsrisk.training.overlap import require_dev_isolation
 from commsrisk.training.registry import CANDIDATE_ALIAS, log_and_register_model, tracking_client
 
 logger = logging.getLogger(__name__)
@@ -54,6 +55,17 @@ class PiiSource(Protocol):
 
 
 @dataclass
+class SplitScores:
+    """One split's labels, slices and a model's probabilities, aligned by row."""
+
+    message_ids: list[str]
+    labels: np.ndarray
+    proba: np.ndarray
+    languages: list[str]
+    hard: np.ndarray | None
+
+
+@dataclass
 class TrainingOutcome:
     """What a run produced and measured."""
 
@@ -65,6 +77,8 @@ class TrainingOutcome:
     split_counts: dict[str, int]
     metadata: dict[str, Any] = field(default_factory=dict)
     dev_evaluations: list[ModelEvaluation] = field(default_factory=list)
+    final_scores: dict[str, SplitScores] = field(default_factory=dict)
+    """The final model's probabilities per split (calibration, test, dev), for ensembles and analysis."""
 
     def evaluation(self, name: str) -> ModelEvaluation:
         """The evaluation of one model by name."""
@@ -142,6 +156,7 @@ def run_training(
     if dev is not None:
         texts["dev"] = dev.frame["text"].tolist()
         labels["dev"] = label_matrix(dev.frame)
+        require_dev_isolation(frame["text"].tolist(), texts["dev"], dev.frame["message_id"].tolist())
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
@@ -216,9 +231,7 @@ def run_training(
         )
 
         frames = {**parts, "dev": dev.frame} if dev is not None else parts
-        evidence = {
-            name: build_evidence(frame_messages(frames[name]), clf_proba[name], analyzer) for name in scored
-        }
+        evidence = {name: build_evidence(frame_messages(frames[name]), clf_proba[name], analyzer) for name in scored}
         combiner = RiskCombiner.fit(evidence["calibration"], labels["calibration"])
         final_calib = combiner.predict_proba(evidence["calibration"])
         final_cut = best_f1_thresholds(labels["calibration"], final_calib)
@@ -284,6 +297,18 @@ def run_training(
         (out_dir / "evaluation.md").write_text(report + "\n", encoding="utf-8")
         outcome = TrainingOutcome(run.info.run_id, model_version, out_dir, evaluations, report, counts, metadata)
         outcome.dev_evaluations = dev_evaluations
+        outcome.final_scores = {
+            "calibration": SplitScores(
+                parts["calibration"]["message_id"].tolist(), labels["calibration"], final_calib, [], None
+            ),
+            "test": SplitScores(
+                parts["test"]["message_id"].tolist(), labels["test"], probas[FINAL_MODEL], test_langs, test_hard
+            ),
+        }
+        if dev is not None:
+            outcome.final_scores["dev"] = SplitScores(
+                dev.frame["message_id"].tolist(), labels["dev"], dev_probas[FINAL_MODEL], dev_langs, dev_hard
+            )
         return outcome
 
 
