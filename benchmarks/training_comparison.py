@@ -114,6 +114,31 @@ def _load_scores(path: Path) -> TrainingOutcome:
     return outcome
 
 
+def _ngram_scores(seed: int) -> TrainingOutcome:
+    """The character n-gram classifier fit on one seed's training split, scored like a final model."""
+    from commsrisk.classifier.ngram import CharNgramClassifier
+    from commsrisk.training.data import label_matrix, split_labeled
+    from commsrisk.training.evaluate import hard_case_mask, language_slices
+
+    data = read_labeled_file(REPO / "data/seed/commsrisk_seed.jsonl").frame
+    dev = read_labeled_file(REPO / "data/eval/ood_dev/dev.jsonl").frame
+    split = split_labeled(data, seed=seed).to_numpy()
+    parts = {name: data[split == name].reset_index(drop=True) for name in ("train", "calibration", "test")}
+    parts["dev"] = dev
+    model = CharNgramClassifier.fit(parts["train"]["text"].tolist(), label_matrix(parts["train"]), seed=seed)
+    outcome = TrainingOutcome("", None, REPO, [], "", {})
+    for name in ("calibration", "test", "dev"):
+        frame = parts[name]
+        outcome.final_scores[name] = SplitScores(
+            frame["message_id"].tolist(),
+            label_matrix(frame),
+            model.predict_proba(frame["text"].tolist()),
+            language_slices(frame),
+            hard_case_mask(frame),
+        )
+    return outcome
+
+
 def merge(paths: Sequence[Path], out: Path) -> None:
     """One comparison from several partial ones: their runs, the ensemble of the two best, the table."""
     parts = [json.loads(p.read_text(encoding="utf-8")) for p in paths]
@@ -134,6 +159,18 @@ def merge(paths: Sequence[Path], out: Path) -> None:
         _ensemble([_load_scores(comparison / f"{m}-{seed}" / "final_scores.npz") for m in (a, b)], name)
         for seed in seeds
     ]
+    for method in ranked[:2]:
+        label = f"ensemble {method} + char n-gram"
+        results[label] = [
+            _ensemble(
+                [
+                    _load_scores(comparison / f"{method}-{r['run']['seed']}" / "final_scores.npz"),
+                    _ngram_scores(r["run"]["seed"]),
+                ],
+                label,
+            )
+            for r in results[method]
+        ]
     results["tfidf-logreg (baseline)"] = [{"dev": r["dev_tfidf"], "test": r["test_tfidf"]} for r in results[methods[0]]]
     table = _table(results)
     print(table)
@@ -178,6 +215,9 @@ def main() -> None:
     parser.add_argument("--max-steps", type=int, default=None, help="Cap every fine-tuning run (smoke runs).")
     parser.add_argument("--tracking-uri", default=f"sqlite:///{REPO / 'mlflow.db'}")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--jobs", nargs="+", default=None, help="Explicit method:seed runs instead of the methods x seeds grid."
+    )
     parser.add_argument("--threads", type=int, default=None, help="torch threads (run two processes with 1 each).")
     parser.add_argument(
         "--merge",
@@ -220,57 +260,58 @@ def main() -> None:
         }
         args.out.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
 
-    for seed in args.seeds:  # seed-major: a partial comparison still covers every method
-        for method in args.methods:
-            start = time.perf_counter()
-            config = FineTuneConfig(
-                base_model=settings.model.base_model,
-                method=method,
-                seed=seed,
-                learning_rate=DEFAULT_LEARNING_RATES[method],
-                max_length=settings.model.max_length,
-                **{**BUDGETS[method], **({"max_steps": args.max_steps} if args.max_steps else {})},
-            )
-            outcome = run_training(
-                data,
-                config=config,
-                analyzer=analyzer,
-                out_dir=REPO / "models" / "comparison" / f"{method}-{seed}",
-                tracking_uri=args.tracking_uri,
-                experiment="commsrisk-method-comparison",
-                registered_model=None,
-                limit=args.limit,
-                run_name=f"{method} seed {seed}",
-                dev=dev,
-            )
-            timings.setdefault(method, []).append(time.perf_counter() - start)
-            _save_scores(outcome, REPO / "models" / "comparison" / f"{method}-{seed}" / "final_scores.npz")
-            dev_by_name = {ev.name: ev for ev in outcome.dev_evaluations}
-            record = {
-                "dev": _summary(dev_by_name[FINAL_MODEL]),
-                "test": _summary(outcome.evaluation(FINAL_MODEL)),
-                "dev_classifier_only": _summary(dev_by_name["classifier-only"]),
-                "dev_tfidf": _summary(dev_by_name["tfidf-logreg"]),
-                "test_tfidf": _summary(outcome.evaluation("tfidf-logreg")),
-                "run": {"id": outcome.run_id, "seed": seed},
-            }
-            results.setdefault(method, []).append(record)  # type: ignore[arg-type]
-            outcomes.setdefault(method, []).append(outcome)
-            print(
-                f"{method} seed {seed}: dev macro-F1 {record['dev']['macro_f1']:.3f} (classifier only "
-                f"{record['dev_classifier_only']['macro_f1']:.3f}), in-corpus {record['test']['macro_f1']:.3f}, "
-                f"{timings[method][-1]:.0f} s",
-                flush=True,
-            )
-            write(_table(results))
-    ranked = sorted(args.methods, key=lambda m: -statistics.mean(r["dev"]["macro_f1"] for r in results[m]))
-    if len(ranked) >= 2:
+    grid = [(m, s) for s in args.seeds for m in args.methods]  # seed-major: a partial run covers every method
+    jobs = [(job.split(":")[0], int(job.split(":")[1])) for job in args.jobs] if args.jobs else grid
+    for method, seed in jobs:
+        start = time.perf_counter()
+        base_method, _, stack = method.partition("+")  # "frozen+ngram": stacked with the n-gram classifier
+        config = FineTuneConfig(
+            base_model=settings.model.base_model,
+            method=base_method,
+            seed=seed,
+            learning_rate=DEFAULT_LEARNING_RATES[base_method],
+            max_length=settings.model.max_length,
+            stack_ngram=stack == "ngram",
+            **{**BUDGETS[base_method], **({"max_steps": args.max_steps} if args.max_steps else {})},
+        )
+        outcome = run_training(
+            data,
+            config=config,
+            analyzer=analyzer,
+            out_dir=REPO / "models" / "comparison" / f"{method}-{seed}",
+            tracking_uri=args.tracking_uri,
+            experiment="commsrisk-method-comparison",
+            registered_model=None,
+            limit=args.limit,
+            run_name=f"{method} seed {seed}",
+            dev=dev,
+        )
+        timings.setdefault(method, []).append(time.perf_counter() - start)
+        _save_scores(outcome, REPO / "models" / "comparison" / f"{method}-{seed}" / "final_scores.npz")
+        dev_by_name = {ev.name: ev for ev in outcome.dev_evaluations}
+        record = {
+            "dev": _summary(dev_by_name[FINAL_MODEL]),
+            "test": _summary(outcome.evaluation(FINAL_MODEL)),
+            "dev_classifier_only": _summary(dev_by_name["classifier-only"]),
+            "dev_tfidf": _summary(dev_by_name["tfidf-logreg"]),
+            "test_tfidf": _summary(outcome.evaluation("tfidf-logreg")),
+            "run": {"id": outcome.run_id, "seed": seed},
+        }
+        results.setdefault(method, []).append(record)  # type: ignore[arg-type]
+        outcomes.setdefault(method, []).append(outcome)
+        print(
+            f"{method} seed {seed}: dev macro-F1 {record['dev']['macro_f1']:.3f} (classifier only "
+            f"{record['dev_classifier_only']['macro_f1']:.3f}), in-corpus {record['test']['macro_f1']:.3f}, "
+            f"{timings[method][-1]:.0f} s",
+            flush=True,
+        )
+        write(_table(results))
+    ranked = sorted(results, key=lambda m: -statistics.mean(r["dev"]["macro_f1"] for r in results[m]))
+    if len(ranked) >= 2 and not args.jobs:
         a, b = ranked[:2]
         name = f"ensemble {a} + {b}"
         results[name] = [_ensemble([oa, ob], name) for oa, ob in zip(outcomes[a], outcomes[b], strict=True)]
-    results["tfidf-logreg (baseline)"] = [
-        {"dev": r["dev_tfidf"], "test": r["test_tfidf"]} for r in results[args.methods[0]]
-    ]
+    results["tfidf-logreg (baseline)"] = [{"dev": r["dev_tfidf"], "test": r["test_tfidf"]} for r in results[ranked[0]]]
     table = _table(results)
     print(table)
     write(table)

@@ -120,3 +120,28 @@ def test_thresholds_tune_on_the_seed_corpus(tmp_path: Path) -> None:
         if row.status == "tuned":
             assert row.precision >= 0.8
     assert (tmp_path / "report" / "pr_all-units.png").stat().st_size > 10_000
+
+
+def test_evaluate_reports_slices_and_confusions_and_logs_them(tmp_path: Path, base_model_dir: Path) -> None:
+    import mlflow
+    import pandas as pd
+
+    dev = pd.read_json(REPO / "data/eval/ood_dev/dev.jsonl", lines=True)
+    plain = dev[dev["mixed_with"].fillna("") == ""]
+    sample = pd.concat([plain.groupby("lang").head(10), dev[dev["mixed_with"].fillna("") != ""].head(10)])
+    sample.to_json(tmp_path / "sample.jsonl", orient="records", lines=True, force_ascii=False)
+    store = f"sqlite:///{tmp_path / 'm.db'}"
+    run = _run("evaluate", "--data", str(tmp_path / "sample.jsonl"), env={"MLFLOW_TRACKING_URI": store})
+    assert run.returncode == 0, run.stderr.decode()[-3000:]
+    text = run.stdout.decode()
+    for needle in ("macro-F1 by slice", "hard cases", "missed", "false alarms", "zh", "ja", "MLflow run"):
+        assert needle in text, needle
+    mlflow.set_tracking_uri(store)
+    (logged,) = mlflow.search_runs(experiment_names=["commsrisk"], output_format="list")
+    assert {"macro_f1", "hard_macro_f1", "leakage_f1", "lang_de_macro_f1"} <= set(logged.data.metrics)
+    artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(logged.info.run_id, "evaluation")}
+    assert {"evaluation/confusions.png", "evaluation/missed_as.csv", "evaluation/scores.csv"} <= artifacts
+    scores = pd.read_csv(
+        mlflow.artifacts.download_artifacts(run_id=logged.info.run_id, artifact_path="evaluation/scores.csv")
+    )
+    assert "text" not in scores.columns and len(scores) == len(sample)  # ids and scores, never message text

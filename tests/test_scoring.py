@@ -39,7 +39,8 @@ def test_flagged_risk_is_explained_by_phrases_of_the_text(scorer) -> None:  # ty
     assert "off_channel" in flagged, {r: d.score for r, d in result.risks.items()}
     spans = result.risks["off_channel"].explanation.spans
     assert spans and all(0 <= s.start < s.end <= len(text) for s in spans)
-    assert result.risks["off_channel"].explanation.signals[0].name == "clf_off_channel"
+    # the strongest signal is a text model's log-odds for the risk: the transformer's or the n-gram stack's
+    assert result.risks["off_channel"].explanation.signals[0].name in {"clf_off_channel", "ngram_off_channel"}
 
 
 def test_examples_score_sensibly(scorer) -> None:  # type: ignore[no-untyped-def]

@@ -248,6 +248,13 @@ def train(
         typer.Option(help="Out-of-distribution dev set to select and report on; default: tracking.dev_set if present."),
     ] = None,
     no_dev: Annotated[bool, typer.Option("--no-dev", help="Train without the dev set (no selection on it).")] = False,
+    stack_ngram: Annotated[
+        bool,
+        typer.Option(
+            "--stack-ngram/--no-stack-ngram",
+            help="Stack a character n-gram classifier with the transformer (its log-odds feed the combiner).",
+        ),
+    ] = False,
     eval_every: Annotated[
         int | None, typer.Option(help="Score the dev set every this many steps (default: once per epoch).")
     ] = None,
@@ -292,6 +299,7 @@ def train(
         torch_threads=settings.model.torch_threads,
         eval_every=eval_every,
         patience=patience,
+        stack_ngram=stack_ngram,
     )
     try:
         with err.status("loading the NLP pipelines ..."):
@@ -330,6 +338,62 @@ def train(
     )
     out.print(f"\n[green]run {outcome.run_id}[/]: model in {outcome.delta_dir}{where}")
     out.print(f"MLflow: mlflow ui --backend-store-uri {settings.tracking.resolved_uri()}")
+
+
+@app.command("stack-ngram")
+def stack_ngram_command(
+    model: Annotated[Path, typer.Option(help="A trained model folder (its transformer is kept as is).")],
+    data: Annotated[Path, typer.Option(help="The labeled file the model was trained on (same digest).")],
+    output: Annotated[Path, typer.Option(help="Where the stacked model is written.")],
+    dev_data: Annotated[
+        Path | None, typer.Option(help="Out-of-distribution dev set to report on; default: tracking.dev_set.")
+    ] = None,
+) -> None:
+    """Stack a character n-gram classifier onto a trained model: refit the combiner with its log-odds.
+
+    The n-gram classifier is fit on the model's own training split, the combiner on its
+    calibration split; the stacked model is reported on the test split and the dev set and
+    logged to MLflow.
+    """
+    from commsrisk.nlp.text_analyzer import build_text_analyzer
+    from commsrisk.training.data import read_labeled_file
+    from commsrisk.training.stacking import stack_ngram
+
+    settings = Settings.load()
+    try:
+        labeled = read_labeled_file(data, limits=settings.limits)
+        dev = read_labeled_file(dev_data or settings.tracking.dev_set, limits=settings.limits)
+        with err.status("loading the NLP pipelines ..."):
+            analyzer = build_text_analyzer(settings.nlp)
+        outcome = stack_ngram(
+            model,
+            labeled,
+            dev,
+            analyzer,
+            output,
+            base_model=settings.model.base_model,
+            tracking_uri=settings.tracking.resolved_uri(),
+            experiment=settings.tracking.experiment,
+        )
+    except CommsriskError as error:
+        raise _fail(error) from error
+    from commsrisk.classifier.model import read_metadata
+    from commsrisk.training.model_card import comparison_section, write_model_card
+
+    command = "commsrisk stack-ngram " + " ".join(sys.argv[2:])
+    write_model_card(
+        output / "MODEL_CARD.md",
+        metadata=read_metadata(output),
+        evaluations=outcome.test,
+        report=outcome.report,
+        data_source=data.name,
+        command=command,
+        dev_evaluations=outcome.dev,
+        final_name="stacked",
+        extra_sections=comparison_section(Path("benchmarks/results/training_comparison.json")),
+    )
+    out.print(outcome.report)
+    out.print(f"\n[green]stacked model in {outcome.out_dir}[/] (MLflow run {outcome.run_id})")
 
 
 @app.command()

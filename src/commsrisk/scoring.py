@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from commsrisk.classifier.model import load_classifier
+from commsrisk.classifier.ngram import CharNgramClassifier
 from commsrisk.combiner import RiskCombiner
 from commsrisk.errors import ModelNotAvailableError
 from commsrisk.schema import (
@@ -78,6 +79,8 @@ class Scorer:
     policy: PolicySource
     model_version: str
     explain: bool = True
+    ngram: CharNgramClassifier | None = None
+    """The character n-gram classifier of a stacked model (its log-odds are a combiner signal)."""
 
     def score(self, message: Message, *, show_values: bool = False) -> ScoreResult:
         """Score one message."""
@@ -90,9 +93,16 @@ class Scorer:
         texts = [m.text for m in messages]
         analyses = self.analyzer.analyze_batch(texts, [m.lang for m in messages])
         probabilities = self.classifier.predict_proba(texts)
+        ngram = self.ngram.predict_proba(texts) if self.ngram is not None else [None] * len(texts)
         evidence = [
-            Evidence(message=m, probabilities=tuple(map(float, p)), pii=list(a.pii), language=a.language)
-            for m, p, a in zip(messages, probabilities, analyses, strict=True)
+            Evidence(
+                message=m,
+                probabilities=tuple(map(float, p)),
+                pii=list(a.pii),
+                language=a.language,
+                ngram_probabilities=None if g is None else tuple(map(float, g)),
+            )
+            for m, p, g, a in zip(messages, probabilities, ngram, analyses, strict=True)
         ]
         contributions, features = self.combiner.contributions(evidence)
         scores = 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + self.combiner.intercept)))
@@ -225,6 +235,7 @@ def build_scorer(
     if classifier.local_dir is None:
         raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")
     combiner = RiskCombiner.load(classifier.local_dir)
+    ngram = CharNgramClassifier.load(classifier.local_dir)
     if policy is None:
         policy_file = settings.thresholds.policy_file
         fixed = load_policy(policy_file) if policy_file.is_file() else BUILTIN_POLICY
@@ -235,4 +246,5 @@ def build_scorer(
         combiner=combiner,
         policy=policy,
         model_version=classifier.version,
+        ngram=ngram,
     )

@@ -28,6 +28,8 @@ class Evidence:
     probabilities: Sequence[float]
     pii: Sequence[PiiFinding]
     language: str
+    ngram_probabilities: Sequence[float] | None = None
+    """The character n-gram classifier's P(risk), for models stacked with one."""
 
 
 SignalFn = Callable[[Evidence], dict[str, float]]
@@ -58,6 +60,16 @@ def _logit(p: float) -> float:
 def classifier_logit(evidence: Evidence) -> dict[str, float]:
     """The fine-tuned classifier's log-odds for each risk."""
     return {f"clf_{risk}": _logit(float(p)) for risk, p in zip(RISKS, evidence.probabilities, strict=True)}
+
+
+@signals.register("commsrisk.ngram_logit.v1")
+def ngram_logit(evidence: Evidence) -> dict[str, float]:
+    """The character n-gram classifier's log-odds for each risk (models stacked with one)."""
+    if evidence.ngram_probabilities is None:
+        raise ConfigurationError(
+            "this model's combiner uses the n-gram signal but no n-gram classifier was loaded (ngram.npz missing)"
+        )
+    return {f"ngram_{risk}": _logit(float(p)) for risk, p in zip(RISKS, evidence.ngram_probabilities, strict=True)}
 
 
 @signals.register("commsrisk.pii_counts.v1")
@@ -91,6 +103,8 @@ DEFAULT_SIGNALS: tuple[str, ...] = (
     "commsrisk.external.v1",
     "commsrisk.channel.v1",
 )
+NGRAM_SIGNAL = "commsrisk.ngram_logit.v1"
+"""Added to the signals of a model stacked with a character n-gram classifier."""
 
 
 def resolve_signals(names: Sequence[str]) -> list[tuple[str, SignalFn]]:

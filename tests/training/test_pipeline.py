@@ -30,7 +30,16 @@ def _dev_sample() -> LabeledData:
 
 
 def _train(  # type: ignore[no-untyped-def]
-    settings: Settings, analyzer, store: str, out: Path, *, steps: int, lr: float, name: str, method: str = "lora"
+    settings: Settings,
+    analyzer,
+    store: str,
+    out: Path,
+    *,
+    steps: int,
+    lr: float,
+    name: str,
+    method: str = "lora",
+    stack_ngram: bool = False,
 ):
     data = read_labeled_file(SEED_CORPUS)
     config = FineTuneConfig(
@@ -41,6 +50,7 @@ def _train(  # type: ignore[no-untyped-def]
         batch_size=16,
         max_length=64,
         eval_every=20,
+        stack_ngram=stack_ngram,
     )
     return run_training(
         data,
@@ -63,7 +73,17 @@ def trained(tmp_path_factory: pytest.TempPathFactory, settings: Settings, text_a
     store = f"sqlite:///{root / 'mlflow.db'}"
     weak = _train(settings, text_analyzer, store, root / "weak", steps=1, lr=1e-7, name="weak")
     strong = _train(settings, text_analyzer, store, root / "strong", steps=60, lr=1e-3, name="strong")
-    frozen = _train(settings, text_analyzer, store, root / "frozen", steps=1, lr=0.1, name="frozen", method="frozen")
+    frozen = _train(
+        settings,
+        text_analyzer,
+        store,
+        root / "frozen",
+        steps=1,
+        lr=0.1,
+        name="frozen",
+        method="frozen",
+        stack_ngram=True,
+    )
     return store, weak, strong, frozen
 
 
@@ -107,6 +127,35 @@ def test_frozen_encoder_head_is_tiny_and_scores_like_in_training(trained, settin
     spans = classifier.explain("please delete this chat after reading", ["off_channel"])["off_channel"]
     assert all(0 <= s.start < s.end for s in spans)
     assert frozen.dev_evaluations and frozen.metadata["method"] == "frozen"
+
+
+def test_stacked_model_scores_with_its_ngram_signal(trained, settings: Settings, text_analyzer) -> None:  # type: ignore[no-untyped-def]
+    from commsrisk.errors import ConfigurationError
+    from commsrisk.schema import Message
+    from commsrisk.scoring import build_scorer
+    from commsrisk.signals import NGRAM_SIGNAL
+
+    _, _, _, frozen = trained
+    assert NGRAM_SIGNAL in frozen.metadata["signals"] and (frozen.delta_dir / "ngram.npz").is_file()
+    scorer = build_scorer(settings, classifier_location=str(frozen.delta_dir), analyzer=text_analyzer)
+    assert scorer.ngram is not None
+    result = scorer.score(Message(text="delete this chat after reading, call my private phone"))
+    names = {s.name for r in result.risks.values() for s in r.explanation.signals}
+    assert 0 <= result.risks["off_channel"].score <= 1 and names
+    scorer.ngram = None  # a stacked combiner without its n-gram classifier must refuse, not guess
+    with pytest.raises(ConfigurationError, match="n-gram"):
+        scorer.score(Message(text="hello"))
+
+
+def test_stacking_refuses_other_training_data(trained, text_analyzer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from commsrisk.errors import DataValidationError
+    from commsrisk.training.stacking import stack_ngram
+
+    _, _, strong, _ = trained
+    other = read_labeled_file(SEED_CORPUS)
+    other.digest = "not-the-training-data"
+    with pytest.raises(DataValidationError, match="is not the data"):
+        stack_ngram(strong.delta_dir, other, _dev_sample(), text_analyzer, tmp_path / "stacked")
 
 
 def test_delta_is_small_and_loads_back(trained, settings: Settings) -> None:  # type: ignore[no-untyped-def]

@@ -66,6 +66,9 @@ class FineTuneConfig(BaseModel):
     eval_every: int | None = Field(
         None, ge=1, description="Score the selection (dev) set every this many steps; default once per epoch."
     )
+    stack_ngram: bool = Field(
+        False, description="Stack a character n-gram classifier: its log-odds become a combiner signal."
+    )
     patience: int | None = Field(
         None, ge=1, description="Stop after this many selection scores without improvement (early stopping)."
     )

