@@ -114,6 +114,13 @@ def read_metadata(model_dir: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
+def _base_model_unavailable(base_model: str, err: OSError) -> ModelNotAvailableError:
+    return ModelNotAvailableError(
+        f"cannot load base model '{base_model}': {err.__class__.__name__}. Build the default one with "
+        "'commsrisk base-model build', or name a local folder or Hugging Face id in model.base_model"
+    )
+
+
 def load_encoder(base_model: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Load a bare encoder (no pooler, no head) and its tokenizer from a local folder or HF id."""
     from transformers import AutoModel
@@ -123,10 +130,7 @@ def load_encoder(base_model: str) -> tuple[PreTrainedModel, PreTrainedTokenizerB
         tokenizer = AutoTokenizer.from_pretrained(base_model)
         model = AutoModel.from_pretrained(base_model, add_pooling_layer=False)
     except OSError as err:
-        raise ModelNotAvailableError(
-            f"cannot load base model '{base_model}': {err.__class__.__name__}. Build the default one with "
-            "'commsrisk base-model build', or name a local folder or Hugging Face id in model.base_model"
-        ) from err
+        raise _base_model_unavailable(base_model, err) from err
     return model, tokenizer
 
 
@@ -143,10 +147,7 @@ def load_encoder_for_classification(base_model: str) -> tuple[PreTrainedModel, P
             label2id={risk: i for i, risk in enumerate(RISKS)},
         )
     except OSError as err:
-        raise ModelNotAvailableError(
-            f"cannot load base model '{base_model}': {err.__class__.__name__}. Build the default one with "
-            "'commsrisk base-model build', or name a local folder or Hugging Face id in model.base_model"
-        ) from err
+        raise _base_model_unavailable(base_model, err) from err
     return model, tokenizer
 
 
