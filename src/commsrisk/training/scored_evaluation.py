@@ -73,26 +73,20 @@ def evaluate_results(frame: pd.DataFrame, results: Sequence[Any], name: str = "c
         scored[risk] = labels[:, j]
         scored[f"score_{risk}"] = scores[:, j]
         scored[f"flag_{risk}"] = flags[:, j]
-    return ScoredEvaluation(evaluation, _missed_as(labels, flags), _false_alarms_as(labels, flags), scored)
+    return ScoredEvaluation(evaluation, _crossed(labels, flags), _crossed(flags, labels), scored)
 
 
-def _missed_as(labels: np.ndarray, flags: np.ndarray) -> pd.DataFrame:
+def _crossed(present: np.ndarray, other: np.ndarray) -> pd.DataFrame:
+    """Per risk present in `present` but not in `other`: what `other` holds for those rows instead.
+
+    `_crossed(labels, flags)` is the misses by what they were flagged as; `_crossed(flags, labels)`
+    the false alarms by what the messages really carry.
+    """
     table = pd.DataFrame(0, index=list(RISKS), columns=[*RISKS, NONE])
     for j, risk in enumerate(RISKS):
-        for i in np.flatnonzero((labels[:, j] == 1) & (flags[:, j] == 0)):
-            others = [RISKS[k] for k in range(len(RISKS)) if flags[i, k]]
-            for other in others or [NONE]:
-                table.loc[risk, other] += 1
-    return table
-
-
-def _false_alarms_as(labels: np.ndarray, flags: np.ndarray) -> pd.DataFrame:
-    table = pd.DataFrame(0, index=list(RISKS), columns=[*RISKS, NONE])
-    for j, risk in enumerate(RISKS):
-        for i in np.flatnonzero((labels[:, j] == 0) & (flags[:, j] == 1)):
-            carried = [RISKS[k] for k in range(len(RISKS)) if labels[i, k]]
-            for other in carried or [NONE]:
-                table.loc[risk, other] += 1
+        for i in np.flatnonzero((present[:, j] == 1) & (other[:, j] == 0)):
+            for instead in [RISKS[k] for k in range(len(RISKS)) if other[i, k]] or [NONE]:
+                table.loc[risk, instead] += 1
     return table
 
 
