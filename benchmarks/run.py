@@ -181,7 +181,7 @@ def service(frame: pd.DataFrame, clients: int, base_rate: float) -> dict[str, ob
         [
             str(Path(sys.executable).with_name("bentoml")),
             "serve",
-            "commsrisk.service:CommsriskService",
+            "commsrisk.service.app:CommsriskService",
             "--host",
             "127.0.0.1",
             "--port",

@@ -7,8 +7,10 @@ One code path for one message and for a million: `score` is `score_batch` of one
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -18,6 +20,8 @@ from commsrisk.classifier.model import load_classifier
 from commsrisk.classifier.ngram import CharNgramClassifier
 from commsrisk.combiner import RiskCombiner
 from commsrisk.errors import ModelNotAvailableError
+from commsrisk.explain import phrase_attributions
+from commsrisk.ingest.messages import MessageLine
 from commsrisk.schema import (
     RISKS,
     EntityFinding,
@@ -31,7 +35,7 @@ from commsrisk.schema import (
 )
 from commsrisk.settings import Settings
 from commsrisk.signals import Evidence, pii_group
-from commsrisk.thresholds import ThresholdPolicy, decide
+from commsrisk.thresholds.policy import ThresholdPolicy, decide
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +51,7 @@ class TextAnalyzerLike(Protocol):
 
 
 class ProbabilityModel(Protocol):
-    """The classify step: P(risk) per text, and the phrases behind a risk."""
+    """The classify step: P(risk) per text."""
 
     version: str
 
@@ -55,12 +59,10 @@ class ProbabilityModel(Protocol):
         """Shape (len(texts), len(RISKS))."""
         ...
 
-    def explain(self, text: str, risks: Sequence[str]) -> dict[str, list[EvidenceSpan]]:
-        """Top phrases per named risk."""
-        ...
-
 
 PolicySource = Callable[[], ThresholdPolicy]
+PhraseExplainer = Callable[[str, Sequence[str]], dict[str, list[EvidenceSpan]]]
+"""The explain step: (text, flagged risks) -> the phrases behind each risk's score."""
 
 
 def mask_value(value: str) -> str:
@@ -78,7 +80,10 @@ class Scorer:
     combiner: RiskCombiner
     policy: PolicySource
     model_version: str
+    explainer: PhraseExplainer | None = None
+    """Finds the phrases behind flagged risks; without one, explanations are signals only."""
     explain: bool = True
+    """Switch for the phrase step (signals are always given)."""
     ngram: CharNgramClassifier | None = None
     """The character n-gram classifier of a stacked model (its log-odds are a combiner signal)."""
 
@@ -128,7 +133,7 @@ class Scorer:
         score_map = {risk: float(scores[j]) for j, risk in enumerate(RISKS)}
         decision = decide(policy, message.business_unit, score_map)
         flagged = [risk for risk in RISKS if decision.flags[risk]]
-        phrases = self.classifier.explain(message.text, flagged) if self.explain and flagged else {}
+        phrases = self.explainer(message.text, flagged) if self.explain and self.explainer and flagged else {}
         pii = [self._pii(f, message.text, show_values) for f in analysis.pii]
         risks = {}
         for j, risk in enumerate(RISKS):
@@ -187,6 +192,40 @@ def _summary(score: float, threshold: float, signals: list[Signal]) -> str:
     return f"{verdict}: score {score:.2f} vs threshold {threshold:.2f}; main drivers (log-odds): {drivers}"
 
 
+@dataclass(frozen=True)
+class ScoredChunk:
+    """One chunk of an input stream: results of its valid lines, in order, and its rejected lines."""
+
+    results: list[ScoreResult]
+    rejected: list[MessageLine]
+    lines: int
+
+
+def score_lines(
+    scorer: Scorer,
+    lines: Iterable[MessageLine],
+    *,
+    batch_size: int = 128,
+    overrides: Mapping[str, str | None] | None = None,
+    show_values: bool = False,
+) -> Iterator[ScoredChunk]:
+    """Score a stream of input lines chunk by chunk; every line is scored or returned as rejected.
+
+    `overrides` (e.g. a language or business unit given on the command line) replace those
+    fields of every message; None values are ignored.
+    """
+    updates = {k: v for k, v in (overrides or {}).items() if v}
+    iterator = iter(lines)
+    while chunk := list(islice(iterator, batch_size)):
+        rejected = [item for item in chunk if item.message is None]
+        messages = [
+            item.message.model_copy(update=updates) if updates else item.message
+            for item in chunk
+            if item.message is not None
+        ]
+        yield ScoredChunk(scorer.score_batch(messages, show_values=show_values), rejected, len(chunk))
+
+
 def resolve_classifier_location(settings: Settings) -> str:
     """'auto' means the registry's production model if the local store has one, else models/default."""
     location = settings.model.classifier
@@ -219,7 +258,7 @@ def build_scorer(
         ModelNotAvailableError: the classifier, its combiner or the base model cannot be loaded.
     """
     from commsrisk.nlp.text_analyzer import build_text_analyzer
-    from commsrisk.thresholds import BUILTIN_POLICY, load_policy
+    from commsrisk.thresholds.policy import BUILTIN_POLICY, load_policy
 
     if settings.model.torch_threads:
         import torch
@@ -246,5 +285,6 @@ def build_scorer(
         combiner=combiner,
         policy=policy,
         model_version=classifier.version,
+        explainer=partial(phrase_attributions, classifier),
         ngram=ngram,
     )

@@ -116,6 +116,7 @@ def test_run_logs_everything_a_reviewer_needs(trained) -> None:  # type: ignore[
 
 def test_frozen_encoder_head_is_tiny_and_scores_like_in_training(trained, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     from commsrisk.classifier.model import load_classifier
+    from commsrisk.explain import phrase_attributions
 
     _, _, _, frozen = trained
     files = {p.name: p.stat().st_size for p in frozen.delta_dir.iterdir()}
@@ -124,7 +125,7 @@ def test_frozen_encoder_head_is_tiny_and_scores_like_in_training(trained, settin
     texts = ["Let's move this to Signal", "请把客户名单发我私人邮箱", "settlement confirmed for T+2"]
     proba = classifier.predict_proba(texts)
     assert proba.shape == (3, len(RISKS)) and len({round(float(p), 4) for p in proba[:, 2]}) == 3
-    spans = classifier.explain("please delete this chat after reading", ["off_channel"])["off_channel"]
+    spans = phrase_attributions(classifier, "please delete this chat after reading", ["off_channel"])["off_channel"]
     assert all(0 <= s.start < s.end for s in spans)
     assert frozen.dev_evaluations and frozen.metadata["method"] == "frozen"
 

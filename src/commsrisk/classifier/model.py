@@ -22,7 +22,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreT
 
 from commsrisk.classifier.mean_pooling import is_mean_pooling, load_mean_pooling
 from commsrisk.errors import ModelNotAvailableError
-from commsrisk.schema import RISKS, EvidenceSpan
+from commsrisk.schema import RISKS
 
 logger = logging.getLogger(__name__)
 
@@ -80,12 +80,6 @@ class RiskClassifier:
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """P(risk) for each text, shape (len(texts), len(RISKS))."""
         return 1.0 / (1.0 + np.exp(-self.predict_logits(texts)))
-
-    def explain(self, text: str, risks: Sequence[str]) -> dict[str, list[EvidenceSpan]]:
-        """The phrases that pushed each named risk's logit up (gradient x input)."""
-        from commsrisk.explain import phrase_attributions
-
-        return phrase_attributions(self, text, risks)
 
 
 def find_classifier_dir(root: Path) -> Path:

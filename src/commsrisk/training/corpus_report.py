@@ -100,6 +100,24 @@ def describe_set(frame: pd.DataFrame, title: str) -> str:
     return "\n".join(out)
 
 
+def per_language_counts(rows: Sequence[dict[str, object]]) -> pd.DataFrame:
+    """Per language of a built set: messages, positives per risk, none, hard cases, augmented."""
+    frame = pd.DataFrame(list(rows))
+    out = []
+    for lang, part in frame.groupby("lang"):
+        out.append(
+            {
+                "lang": str(lang),
+                "messages": len(part),
+                **{risk: int(part[risk].sum()) for risk in RISKS},
+                "none": int((part[list(RISKS)].sum(axis=1) == 0).sum()),
+                "hard cases": int((part["hard_case"] != "").sum()),
+                "augmented": int(part["origin"].str.startswith("augmented").sum()),
+            }
+        )
+    return pd.DataFrame(out)
+
+
 def audit_summary(audit: Path) -> str:
     """The label audit's changes per rule and label."""
     if not audit.is_file():

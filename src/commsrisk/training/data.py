@@ -18,8 +18,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from commsrisk.errors import DataValidationError, InvalidInputError
+from commsrisk.ingest.tabular import read_rows
 from commsrisk.schema import DEFAULT_LIMITS, RISKS, Limits
-from commsrisk.tabular import read_rows
 
 logger = logging.getLogger(__name__)
 

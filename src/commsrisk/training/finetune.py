@@ -73,6 +73,11 @@ class FineTuneConfig(BaseModel):
         None, ge=1, description="Stop after this many selection scores without improvement (early stopping)."
     )
 
+    @classmethod
+    def for_method(cls, method: str, *, learning_rate: float | None = None, **fields: Any) -> FineTuneConfig:
+        """A config for `method`, with that method's default learning rate unless one is given."""
+        return cls(method=method, learning_rate=learning_rate or DEFAULT_LEARNING_RATES[method], **fields)
+
 
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 

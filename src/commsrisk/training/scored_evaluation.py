@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import pandas as pd  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
 from commsrisk.schema import RISKS, Message  # noqa: E402
+from commsrisk.training.data import LabeledData, split_labeled  # noqa: E402
 from commsrisk.training.evaluate import (  # noqa: E402
     ModelEvaluation,
     evaluate_decisions,
@@ -56,6 +57,45 @@ def score_frame(scorer: Any, messages: Sequence[Message], *, batch_size: int = 1
     ):
         results += scorer.score_batch(messages[start : start + batch_size])
     return results
+
+
+def rows_to_judge(
+    labeled: LabeledData,
+    metadata: Mapping[str, Any],
+    *,
+    splits: tuple[str, ...],
+    held_out_only: bool | None = None,
+) -> tuple[pd.DataFrame, str]:
+    """The rows a model may be judged or tuned on, and a note saying which.
+
+    When the file is the model's own training data (same digest), only the named splits of its
+    seeded split are kept by default: scores on rows it trained on would flatter it.
+    `held_out_only` forces the choice either way.
+    """
+    frame = labeled.frame
+    same_data = metadata.get("data_digest") == labeled.digest
+    if held_out_only if held_out_only is not None else same_data:
+        split = split_labeled(frame, seed=int(metadata.get("seed", 13))).to_numpy()
+        kept = frame[np.isin(split, splits)].reset_index(drop=True)
+        return kept, f"{len(kept)} messages the model did not train on ({'/'.join(splits)} split)"
+    if same_data:
+        return frame, f"all {len(frame)} messages, INCLUDING the model's training data: scores are optimistic"
+    return frame, f"all {len(frame)} messages"
+
+
+def score_table(
+    scorer: Any, frame: pd.DataFrame, messages: Sequence[Message], *, batch_size: int = 128
+) -> pd.DataFrame:
+    """Per message: id, business unit, the pipeline's score per risk and the label per risk."""
+    results = score_frame(scorer, messages, batch_size=batch_size)
+    return pd.DataFrame(
+        {
+            "message_id": frame["message_id"],
+            "business_unit": frame["business_unit"],
+            **{f"score_{r}": [s.risks[r].score for s in results] for r in RISKS},
+            **{r: frame[r] for r in RISKS},
+        }
+    )
 
 
 def evaluate_results(frame: pd.DataFrame, results: Sequence[Any], name: str = "commsrisk") -> ScoredEvaluation:

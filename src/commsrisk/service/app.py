@@ -1,6 +1,6 @@
 """The HTTP service (BentoML): a thin shell that maps requests to `Scorer` calls.
 
-`bentoml serve commsrisk.service:CommsriskService` (or `commsrisk serve`) loads the Scorer once
+`bentoml serve commsrisk.service.app:CommsriskService` (or `commsrisk serve`) loads the Scorer once
 per worker: NLP pipelines, classifier, combiner, and the thresholds policy (re-read when its file
 changes). Batches go through `Scorer.score_batch`: one code path for one message and many.
 """
@@ -28,7 +28,7 @@ from commsrisk.schema import (
     ScoreResult,
     describe_validation_error,
 )
-from commsrisk.service_middleware import (
+from commsrisk.service.middleware import (
     ApiKeyMiddleware,
     BodySizeLimitMiddleware,
     JsonOnlyMiddleware,
@@ -113,7 +113,7 @@ class CommsriskService:
 
     def __init__(self) -> None:
         from commsrisk.scoring import build_scorer
-        from commsrisk.thresholds_store import PolicyWatcher
+        from commsrisk.thresholds.store import PolicyWatcher
 
         install_log_redaction()
         self.settings = Settings.load()

@@ -16,7 +16,7 @@ from pathlib import Path
 from commsrisk.errors import ConfigurationError
 from commsrisk.schema import RISKS
 from commsrisk.settings import ThresholdSettings
-from commsrisk.thresholds import BUILTIN_POLICY, ThresholdPolicy, dump_policy, load_policy, parse_policy
+from commsrisk.thresholds.policy import BUILTIN_POLICY, ThresholdPolicy, dump_policy, load_policy, parse_policy
 
 logger = logging.getLogger(__name__)
 
@@ -185,6 +185,13 @@ def policy_in_force(settings: ThresholdSettings) -> ThresholdPolicy:
     """The policy file's content, or the built-in defaults when there is no file."""
     path = Path(settings.policy_file)
     return load_policy(path) if path.is_file() else BUILTIN_POLICY
+
+
+def resolve_policy(ref: str, settings: ThresholdSettings) -> ThresholdPolicy:
+    """A policy named by a file path or by a version id from the history."""
+    if Path(ref).is_file():
+        return load_policy(Path(ref))
+    return parse_policy(PolicyHistory(settings.history_db).get(ref).policy_yaml, ref)
 
 
 def apply_policy(candidate: ThresholdPolicy, settings: ThresholdSettings, *, author: str, reason: str) -> PolicyChange:

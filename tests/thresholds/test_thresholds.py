@@ -7,8 +7,8 @@ from commsrisk.errors import ConfigurationError
 from commsrisk.schema import RISKS
 from commsrisk.settings import ThresholdSettings
 from commsrisk.thresholds import ThresholdPolicy, decide, dump_policy, load_policy, parse_policy
-from commsrisk.thresholds_store import PolicyHistory, PolicyWatcher, apply_policy, diff_policies, rollback_policy
-from commsrisk.thresholds_tuning import Target, choose_threshold, precision_recall_at, tune_policy
+from commsrisk.thresholds.store import PolicyHistory, PolicyWatcher, apply_policy, diff_policies, rollback_policy
+from commsrisk.thresholds.tuning import Target, choose_threshold, precision_recall_at, tune_policy
 
 GOOD = """defaults:
   leakage: 0.5

@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from commsrisk.ingest.tabular import read_rows
 from commsrisk.schema import DEFAULT_LIMITS, MESSAGE_FIELDS, Limits, Message, describe_validation_error
-from commsrisk.tabular import read_rows
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_bento_builds_with_model_and_pins(tmp_path: Path) -> None:
@@ -28,4 +28,4 @@ def test_bento_builds_with_model_and_pins(tmp_path: Path) -> None:
     requirements = (root / "env" / "python" / "requirements.txt").read_text()
     assert "torch==2.13.0" in requirements and "presidio-analyzer==2.2.366" in requirements
     assert list((root / "env" / "python" / "wheels").glob("commsrisk-*.whl"))
-    assert "commsrisk.service:CommsriskService" in bento.read_text()
+    assert "commsrisk.service.app:CommsriskService" in bento.read_text()

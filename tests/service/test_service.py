@@ -16,13 +16,13 @@ import pytest
 
 from commsrisk.settings import ThresholdSettings
 from commsrisk.thresholds import parse_policy
-from commsrisk.thresholds_store import apply_policy
+from commsrisk.thresholds.store import apply_policy
 from tests.utils.pii import cn_resident_id
 
 pytestmark = pytest.mark.slow
 
 API_KEY = "test-key-7f3a"
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POLICY = """defaults:
   leakage: 0.5
   misconduct: 0.5
@@ -68,7 +68,7 @@ def server(
     log = (root / "serve.log").open("w")
     bentoml = str(Path(sys.executable).with_name("bentoml"))
     proc = subprocess.Popen(
-        [bentoml, "serve", "commsrisk.service:CommsriskService", "--host", "127.0.0.1", "--port", str(port)],
+        [bentoml, "serve", "commsrisk.service.app:CommsriskService", "--host", "127.0.0.1", "--port", str(port)],
         cwd=REPO,
         env=env,
         stdout=log,

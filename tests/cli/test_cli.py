@@ -12,7 +12,7 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).with_name("commsrisk"))
 
 
@@ -87,7 +87,7 @@ def test_thresholds_tune_on_the_seed_corpus(tmp_path: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from commsrisk.thresholds_tuning import precision_recall_at
+    from commsrisk.thresholds.tuning import precision_recall_at
 
     run = _run(
         "thresholds",

@@ -23,7 +23,7 @@ import pandas as pd  # noqa: E402
 
 from commsrisk.errors import ConfigurationError  # noqa: E402
 from commsrisk.schema import RISKS  # noqa: E402
-from commsrisk.thresholds import ThresholdPolicy  # noqa: E402
+from commsrisk.thresholds.policy import ThresholdPolicy  # noqa: E402
 
 DEFAULTS_UNIT = "(all units)"
 
@@ -191,3 +191,22 @@ def write_report(
         lines.append(f"![{unit}](pr_{name}.png)")
     (out_dir / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out_dir / "report.md"
+
+
+def log_tuning_run(
+    tracking_uri: str, experiment: str, report_dir: Path, rows: Sequence[TuningRow], goal: Target, note: str
+) -> str:
+    """Log a tuning report as an MLflow run (its own experiment); returns the run id."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_experiment(f"{experiment}-thresholds")
+    with mlflow.start_run(run_name=f"tune-{goal.metric}-{goal.value}") as run:
+        mlflow.log_params({"target_metric": goal.metric, "target_value": goal.value, "data": note})
+        for r in rows:
+            key = re.sub(r"[^A-Za-z0-9_-]", "_", f"{r.business_unit}.{r.risk}")
+            mlflow.log_metrics(
+                {f"{key}.threshold": r.threshold, f"{key}.precision": r.precision, f"{key}.recall": r.recall}
+            )
+        mlflow.log_artifacts(str(report_dir), "thresholds_report")
+        return str(run.info.run_id)

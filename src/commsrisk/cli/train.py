@@ -1,0 +1,194 @@
+"""`commsrisk train`, `stack-ngram` and `promote`: fit a model, log it to MLflow, gate it into production."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from commsrisk.cli.console import command_line, err, fail, out, read_labeled_or_fail
+from commsrisk.errors import CommsriskError
+from commsrisk.settings import Settings
+
+
+def train(
+    data: Annotated[
+        Path, typer.Option(help="Labeled file (CSV, JSONL, Parquet): text, leakage, misconduct, off_channel.")
+    ],
+    output: Annotated[Path, typer.Option(help="Where the trained delta is written.")] = Path("models/candidate"),
+    epochs: Annotated[int, typer.Option(help="Passes over the training split.")] = 6,
+    max_steps: Annotated[int | None, typer.Option(help="Stop after this many optimiser steps (quick runs).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Use about this many messages (whole conversations).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for split, initialisation and batch order.")] = 13,
+    batch_size: Annotated[int, typer.Option(help="Messages per optimiser step.")] = 16,
+    learning_rate: Annotated[
+        float | None,
+        typer.Option(help="AdamW learning rate; default per method (lora 8e-4, lora-mean 5e-4, full 3e-5)."),
+    ] = None,
+    method: Annotated[
+        str, typer.Option(help="lora | lora-mean | full | frozen (see the model card's comparison).")
+    ] = "lora",
+    dev_data: Annotated[
+        Path | None,
+        typer.Option(help="Out-of-distribution dev set to select and report on; default: tracking.dev_set if present."),
+    ] = None,
+    no_dev: Annotated[bool, typer.Option("--no-dev", help="Train without the dev set (no selection on it).")] = False,
+    stack_ngram: Annotated[
+        bool,
+        typer.Option(
+            "--stack-ngram/--no-stack-ngram",
+            help="Stack a character n-gram classifier with the transformer (its log-odds feed the combiner).",
+        ),
+    ] = False,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Score the dev set every this many steps (default: once per epoch).")
+    ] = None,
+    patience: Annotated[
+        int | None, typer.Option(help="Early stopping: stop after this many dev scores without improvement.")
+    ] = None,
+    max_rejected: Annotated[float, typer.Option(help="Fail if more than this share of rows is rejected.")] = 0.2,
+    register: Annotated[bool, typer.Option(help="Register the model as commsrisk@candidate.")] = True,
+    run_name: Annotated[str | None, typer.Option(help="MLflow run name.")] = None,
+) -> None:
+    """Fine-tune the multilingual classifier, compare it with the baselines, log the run to MLflow."""
+    from commsrisk.nlp.text_analyzer import build_text_analyzer
+    from commsrisk.training.finetune import METHODS, FineTuneConfig
+    from commsrisk.training.model_card import write_model_card
+    from commsrisk.training.pipeline import run_training
+
+    settings = Settings.load()
+    labeled = read_labeled_or_fail(data, settings.limits, max_rejected)
+    if method not in METHODS:
+        raise fail(CommsriskError(f"--method {method!r} is not one of {list(METHODS)}"))
+    dev_path = dev_data or settings.tracking.dev_set
+    use_dev = not no_dev and (dev_data is not None or dev_path.is_file())
+    dev = read_labeled_or_fail(dev_path, settings.limits) if use_dev else None
+    config = FineTuneConfig.for_method(
+        method,
+        base_model=settings.model.base_model,
+        seed=seed,
+        epochs=epochs,
+        max_steps=max_steps,
+        batch_size=batch_size,
+        learning_rate=learning_rate,
+        max_length=settings.model.max_length,
+        torch_threads=settings.model.torch_threads,
+        eval_every=eval_every,
+        patience=patience,
+        stack_ngram=stack_ngram,
+    )
+    try:
+        with err.status("loading the NLP pipelines ..."):
+            analyzer = build_text_analyzer(settings.nlp)
+        outcome = run_training(
+            labeled,
+            config=config,
+            analyzer=analyzer,
+            out_dir=output,
+            tracking_uri=settings.tracking.resolved_uri(),
+            experiment=settings.tracking.experiment,
+            registered_model=settings.tracking.registered_model if register else None,
+            limit=limit,
+            run_name=run_name,
+            dev=dev,
+        )
+    except CommsriskError as error:
+        raise fail(error) from error
+    write_model_card(
+        output / "MODEL_CARD.md",
+        metadata=outcome.metadata,
+        evaluations=outcome.evaluations,
+        report=outcome.report,
+        data_source=data.name,
+        command=command_line("train"),
+        dev_evaluations=outcome.dev_evaluations,
+    )
+    out.print(outcome.report)
+    where = (
+        f", registered as {settings.tracking.registered_model} v{outcome.model_version} @candidate"
+        if outcome.model_version
+        else ""
+    )
+    out.print(f"\n[green]run {outcome.run_id}[/]: model in {outcome.delta_dir}{where}")
+    out.print(f"MLflow: mlflow ui --backend-store-uri {settings.tracking.resolved_uri()}")
+
+
+def stack_ngram_command(
+    model: Annotated[Path, typer.Option(help="A trained model folder (its transformer is kept as is).")],
+    data: Annotated[Path, typer.Option(help="The labeled file the model was trained on (same digest).")],
+    output: Annotated[Path, typer.Option(help="Where the stacked model is written.")],
+    dev_data: Annotated[
+        Path | None, typer.Option(help="Out-of-distribution dev set to report on; default: tracking.dev_set.")
+    ] = None,
+) -> None:
+    """Stack a character n-gram classifier onto a trained model: refit the combiner with its log-odds.
+
+    The n-gram classifier is fit on the model's own training split, the combiner on its
+    calibration split; the stacked model is reported on the test split and the dev set and
+    logged to MLflow.
+    """
+    from commsrisk.classifier.model import read_metadata
+    from commsrisk.nlp.text_analyzer import build_text_analyzer
+    from commsrisk.training.model_card import comparison_section, write_model_card
+    from commsrisk.training.stacking import stack_ngram
+
+    settings = Settings.load()
+    labeled = read_labeled_or_fail(data, settings.limits)
+    dev = read_labeled_or_fail(dev_data or settings.tracking.dev_set, settings.limits)
+    try:
+        with err.status("loading the NLP pipelines ..."):
+            analyzer = build_text_analyzer(settings.nlp)
+        outcome = stack_ngram(
+            model,
+            labeled,
+            dev,
+            analyzer,
+            output,
+            base_model=settings.model.base_model,
+            tracking_uri=settings.tracking.resolved_uri(),
+            experiment=settings.tracking.experiment,
+        )
+    except CommsriskError as error:
+        raise fail(error) from error
+    write_model_card(
+        output / "MODEL_CARD.md",
+        metadata=read_metadata(output),
+        evaluations=outcome.test,
+        report=outcome.report,
+        data_source=data.name,
+        command=command_line("stack-ngram"),
+        dev_evaluations=outcome.dev,
+        final_name="stacked",
+        extra_sections=comparison_section(Path("benchmarks/results/training_comparison.json")),
+    )
+    out.print(outcome.report)
+    out.print(f"\n[green]stacked model in {outcome.out_dir}[/] (MLflow run {outcome.run_id})")
+
+
+def promote(
+    tolerance: Annotated[float, typer.Option(help="Accept a candidate this much below production's macro-F1.")] = 0.0,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option(help="The fixed evaluation set both models are scored on; default: tracking.dev_set."),
+    ] = None,
+) -> None:
+    """Move the production alias to the candidate if it is not worse on the out-of-distribution dev set."""
+    import mlflow
+
+    from commsrisk.training.data import read_labeled_file
+    from commsrisk.training.registry import promote as promote_candidate
+
+    settings = Settings.load()
+    mlflow.set_tracking_uri(settings.tracking.resolved_uri())
+    try:
+        eval_path = eval_data or settings.tracking.dev_set
+        evaluation = read_labeled_file(eval_path, limits=settings.limits).frame
+        with err.status(f"scoring candidate and production on {eval_path.name} ..."):
+            decision = promote_candidate(settings.tracking.registered_model, evaluation, tolerance=tolerance)
+    except CommsriskError as error:
+        raise fail(error, code=1) from error
+    out.print(
+        f"[green]promoted[/] v{decision.candidate_version} to production: {decision.reason} "
+        f"({decision.held_out_messages} evaluation messages)"
+    )
