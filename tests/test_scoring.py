@@ -86,3 +86,22 @@ def test_no_text_or_pii_values_in_logs(scorer, caplog: pytest.LogCaptureFixture)
     assert "secret-1" not in logged or "scored" in logged
     for value in (card, person_id, "hidden.person@example.com", "wire it"):
         assert value not in logged
+
+
+def test_thresholds_tuned_for_another_model_carry_a_warning(scorer, caplog) -> None:  # type: ignore[no-untyped-def]
+    import dataclasses
+    import logging
+
+    from commsrisk.thresholds import BUILTIN_POLICY
+
+    message = Message(text="Can you send me the client list on WhatsApp?")
+    own = BUILTIN_POLICY.model_copy(update={"tuned_for": scorer.model_version})
+    assert dataclasses.replace(scorer, policy=lambda: own).score(message).warnings == []
+    other = BUILTIN_POLICY.model_copy(update={"version": "v0007-abc", "tuned_for": "run-someothermodel"})
+    mismatched = dataclasses.replace(scorer, policy=lambda: other, _warned=set())
+    with caplog.at_level(logging.WARNING, logger="commsrisk.scoring"):
+        results = mismatched.score_batch([message, message])
+    assert all("tuned for model run-someothermodel" in r.warnings[0] for r in results)
+    assert scorer.model_version in results[0].warnings[0]
+    assert sum("run-someothermodel" in r.getMessage() for r in caplog.records) == 1  # once, not per message
+    assert "client list" not in caplog.text

@@ -152,6 +152,10 @@ class ScoreResult(BaseModel):
     entities: list[EntityFinding] = Field(default_factory=list)
     model_version: str
     thresholds_version: str
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What a reviewer must know about this result, e.g. thresholds tuned for another model.",
+    )
 
     @property
     def flags(self) -> dict[str, bool]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
 from pathlib import Path
@@ -35,7 +35,7 @@ from commsrisk.schema import (
 )
 from commsrisk.settings import Settings
 from commsrisk.signals import Evidence, pii_group
-from commsrisk.thresholds.policy import ThresholdPolicy, decide
+from commsrisk.thresholds.policy import ThresholdPolicy, decide, model_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +87,13 @@ class Scorer:
     ngram: CharNgramClassifier | None = None
     """The character n-gram classifier of a stacked model (its log-odds are a combiner signal)."""
 
+    _warned: set[tuple[str, str | None]] = field(default_factory=set, repr=False)
+
+    def model_names(self) -> set[str]:
+        """Every name this model goes by: the version results carry and the trained model's own."""
+        metadata = getattr(self.classifier, "metadata", {}) or {}
+        return {self.model_version, *([str(metadata["version"])] if "version" in metadata else [])}
+
     def score(self, message: Message, *, show_values: bool = False) -> ScoreResult:
         """Score one message."""
         return self.score_batch([message], show_values=show_values)[0]
@@ -112,10 +119,17 @@ class Scorer:
         contributions, features = self.combiner.contributions(evidence)
         scores = 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + self.combiner.intercept)))
         policy = self.policy()
+        mismatch = model_mismatch(policy, self.model_names())
+        if mismatch and (policy.version, policy.tuned_for) not in self._warned:
+            self._warned.add((policy.version, policy.tuned_for))
+            logger.warning("%s", mismatch)
         results = [
             self._result(m, a, scores[i], contributions[i], features[i], policy, show_values)
             for i, (m, a) in enumerate(zip(messages, analyses, strict=True))
         ]
+        if mismatch:
+            for result in results:
+                result.warnings.append(mismatch)
         flagged = sum(any(r.flags.values()) for r in results)
         logger.info("scored %d messages, %d flagged, model=%s", len(results), flagged, self.model_version)
         return results

@@ -83,6 +83,21 @@ class TrackingSettings(BaseModel):
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{Path('mlflow.db').resolve()}"
 
 
+class GateSettings(BaseModel):
+    """The promotion gate: how much worse than production a candidate may be, and on what."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    risk_tolerance: float = Field(
+        0.02, ge=0, le=0.5, description="No risk's F1 or PR-AUC may fall more than this below production's."
+    )
+    macro_tolerance: float = Field(0.0, ge=0, le=0.5, description="Macro-F1 may fall this much below production's.")
+    bootstrap: int = Field(1000, ge=0, le=100_000, description="Paired bootstrap resamples for the report's intervals.")
+    holdout: Path | None = Field(
+        None, description="The firm's own reviewed held-out slice, scored beside the dev set (frozen by digest)."
+    )
+
+
 class ThresholdSettings(BaseModel):
     """Where the thresholds policy and its history live."""
 
@@ -102,6 +117,7 @@ class Settings(BaseSettings):
     limits: Limits = Field(default_factory=Limits)
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
+    gate: GateSettings = Field(default_factory=GateSettings)
     log_level: str = Field("INFO", description="Python logging level name.")
 
     @classmethod

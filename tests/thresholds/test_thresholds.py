@@ -72,10 +72,100 @@ def test_apply_history_diff_and_rollback(tmp_path: Path) -> None:
     assert back.diff == ["business_units.equities-trading.misconduct: 0.25 -> 0.3"]
     assert back.reason.startswith(f"rollback to {first.version}")
     history = PolicyHistory(settings.history_db).changes()
-    assert [c.author for c in history] == ["alice", "bob", "carol"]
-    assert len({c.version for c in history}) == 3
+    assert [c.author for c in history] == ["(found in force)", "alice", "bob", "carol"]
+    assert len({c.version for c in history}) == 4
     with pytest.raises(ConfigurationError, match="no thresholds version 'v9999'"):
         rollback_policy("v9999", settings, author="x", reason="y")
+    # The policy in force before the first change is a version too: rollback can restore it.
+    original = rollback_policy("builtin-0.5", settings, author="dave", reason="start over")
+    assert load_policy(settings.policy_file).defaults == dict.fromkeys(RISKS, 0.5) and original.parent == back.version
+
+
+def test_a_policy_keeps_its_authors_name_and_the_model_it_was_tuned_for(tmp_path: Path) -> None:
+    settings = _settings(tmp_path)
+    named = parse_policy("version: desk-review-q4\ntuned_for: run-abc\n" + GOOD)
+    change = apply_policy(named, settings, author="alice", reason="q4 review")
+    applied = load_policy(settings.policy_file)
+    assert (applied.version, applied.name, applied.tuned_for) == (change.version, "desk-review-q4", "run-abc")
+    assert "tuned_for: none -> run-abc" in change.diff
+
+
+def _scores(n: int, units: list[str], seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((n, len(RISKS))) < 0.3).astype(int)
+    return np.clip(labels * 0.5 + rng.normal(0.25, 0.2, (n, len(RISKS))), 0, 1), labels
+
+
+def test_tuning_reports_evidence_and_keeps_the_default_without_enough_of_it() -> None:
+    from commsrisk.thresholds.tuning import TuningTargets, UnitTarget
+
+    units = ["desk-a"] * 500 + ["desk-b"] * 30 + ["desk-c"] * 200
+    scores, labels = _scores(len(units), units)
+    labels[530:, 1] = 0  # desk-c never has misconduct: nothing to tune on
+    targets = TuningTargets(
+        default=UnitTarget(target="precision=0.8"),
+        min_positives=15,
+        min_flags=5,
+        business_units={"desk-a": UnitTarget(target="recall=0.9", max_alerts_per_1000=400), "desk-b": None,
+                        "desk-c": None},
+    )  # fmt: skip
+    base = ThresholdPolicy(defaults=dict.fromkeys(RISKS, 0.5))
+    policy, rows = tune_policy(scores, labels, units, targets, base)
+    by = {(r.business_unit, r.risk): r for r in rows}
+    a = by[("desk-a", "leakage")]
+    assert a.status == "tuned" and a.recall >= 0.9 and a.alerts_per_1000 <= 400 and a.target.startswith("recall")
+    assert a.precision_ci is not None and a.precision_ci[0] <= a.precision <= a.precision_ci[1]  # type: ignore[operator]
+    assert a.recall_ci is not None and a.recall_ci[0] <= a.recall <= a.recall_ci[1]
+    b = by[("desk-b", "leakage")]
+    assert (
+        b.status.startswith("default kept:")
+        and "positives <" in b.status
+        and b.threshold == by[("(all units)", "leakage")].threshold
+    )
+    assert "desk-b" not in policy.business_units
+    c = by[("desk-c", "misconduct")]
+    assert c.positives == 0 and c.status == "default kept: 0 positives < 15"
+
+    # Nothing flagged: precision is n/a, not perfect.
+    nothing, _ = (
+        tune_policy(
+            scores * 0, labels, units, Target("precision", 0.8), ThresholdPolicy(defaults=dict.fromkeys(RISKS, 0.9))
+        )[1][0],
+        None,
+    )
+    assert nothing.flagged == 0 and nothing.precision is None and "no threshold reaches" in nothing.status
+
+    # Units the targets file does not declare, or near-misspellings without one, are refused.
+    with pytest.raises(ConfigurationError, match=r"not declared in the targets file: desk-d"):
+        tune_policy(scores, labels, [*units[:-1], "desk-d"], targets, base)
+    with pytest.raises(
+        ConfigurationError, match=r"'equities-tradng' looks like a misspelling of \['equities-trading'\]"
+    ):
+        tune_policy(scores, labels, ["equities-trading"] * 700 + ["equities-tradng"] * 30, Target("f1", 0.1), base)
+
+
+def test_the_report_carries_intervals_alert_volume_and_provenance(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from commsrisk.thresholds.tuning import write_report
+
+    units = ["desk-a"] * 300 + ["desk-b"] * 300
+    scores, labels = _scores(600, units, seed=2)
+    base = ThresholdPolicy(defaults=dict.fromkeys(RISKS, 0.5))
+    policy, rows = tune_policy(scores, labels, units, Target("precision", 0.7, max_alerts_per_1000=300), base)
+    scored = pd.DataFrame({"message_id": range(600), "business_unit": units})
+    for j, risk in enumerate(RISKS):
+        scored[f"score_{risk}"], scored[risk] = scores[:, j], labels[:, j]
+    report = write_report(
+        scored, rows, policy, Target("precision", 0.7, 300), tmp_path, {"model_version": "run-x", "data_digest": "abc"}
+    )
+    text = report.read_text()
+    assert "- model_version: `run-x`" in text and "- data_digest: `abc`" in text
+    assert "alerts / 1000" in text and "precision >= 0.7, <= 300 alerts/1000" in text
+    assert all(r.alerts_per_1000 <= 300 for r in rows if r.status == "tuned")
+    assert "[" in text.split("| desk-a | leakage |")[1].split("\n")[0]  # an interval beside the figure
+    table = pd.read_csv(tmp_path / "thresholds.csv")
+    assert {"precision_ci", "recall_ci", "alerts_per_1000"} <= set(table.columns)
 
 
 def test_history_is_append_only(tmp_path: Path) -> None:
@@ -133,7 +223,7 @@ def test_choose_threshold_prefers_recall_then_falls_back() -> None:
         ThresholdPolicy(defaults=dict.fromkeys(RISKS, 0.5)),
         min_positives=10,
     )[1]
-    assert all(r.status == "default kept: 4 positives < 10" for r in few)
+    assert all(r.status.endswith("default kept: 4 positives < 10") for r in few)
 
 
 def test_target_parsing() -> None:

@@ -29,7 +29,7 @@ def test_bad_rows_are_reported_one_by_one_and_good_rows_kept(tmp_path: Path) -> 
     reasons = {r.message_id: r.reason for r in data.rejected}
     assert reasons == {
         "empty": "empty text",
-        "two": "label 'leakage' is '2', not 0 or 1",
+        "two": "label 'leakage' is '2', not 0/1, true/false, yes/no or a review word",
         "nolabel": "missing label 'misconduct'",
         "m3": "duplicate message_id (first seen on line 5)",
     }
@@ -106,3 +106,85 @@ def test_split_keeps_conversations_whole_and_is_deterministic() -> None:
     assert (per_conversation == 1).all()
     shares = first.value_counts(normalize=True)
     assert 0.08 < shares["test"] < 0.25 and 0.08 < shares["calibration"] < 0.25
+
+
+def test_a_review_export_reads_through_a_column_mapping_with_review_words(tmp_path: Path) -> None:
+    from commsrisk.ingest.columns import ColumnMap
+
+    rows = [
+        {
+            "Message Text": "send me the client list on my gmail",
+            "Leakage Flag": "Yes",
+            "Misconduct": "no",
+            "Off Channel": "Y",
+            "Unit": "wealth",
+        },
+        {
+            "Message Text": "fine, booked at 101.5",
+            "Leakage Flag": "false positive",
+            "Misconduct": "No Action",
+            "Off Channel": "n",
+            "Unit": "rates",
+        },
+        {
+            "Message Text": "keep this between us before the announcement",
+            "Leakage Flag": "ESCALATED",
+            "Misconduct": "escalated",
+            "Off Channel": "0",
+            "Unit": "equities",
+        },
+        {"Message Text": "maybe", "Leakage Flag": "perhaps", "Misconduct": "0", "Off Channel": "0", "Unit": "x"},
+    ]
+    path = _write_csv(tmp_path / "export.csv", rows)
+    mapping = ColumnMap.parse(
+        [
+            'text="Message Text"',
+            "leakage=Leakage Flag",
+            "misconduct=Misconduct",
+            "off_channel=Off Channel",
+            "business_unit=Unit",
+        ]
+    )
+    data = read_labeled_file(path, columns_map=mapping, max_rejected_share=0.5)
+    assert data.frame[list(RISKS)].to_numpy().tolist() == [[1, 0, 1], [0, 0, 0], [1, 1, 0]]
+    assert data.frame["business_unit"].tolist() == ["wealth", "rates", "equities"]
+    assert [(r.line, r.reason) for r in data.rejected] == [
+        (5, "label 'leakage' is 'perhaps', not 0/1, true/false, yes/no or a review word")
+    ]
+    with pytest.raises(InvalidInputError, match=r"no column 'Leakage Flg'.*did you mean \['Leakage Flag'\]"):
+        read_labeled_file(path, columns_map=ColumnMap.parse(["leakage=Leakage Flg"]))
+    with pytest.raises(InvalidInputError, match="unknown field 'leak'"):
+        read_labeled_file(path, columns_map=ColumnMap.parse(["leak=Leakage Flag"]))
+
+
+def test_conflicting_duplicates_are_rejected_with_both_labels(tmp_path: Path) -> None:
+    rows = [dict(GOOD, text=f"ordinary note {i} about lunch plans") for i in range(10)]
+    rows += [
+        dict(GOOD, text="call me on my cell, not the desk line", off_channel=1),  # line 12
+        dict(GOOD, text="call me on my cell, not the desk line", off_channel=0),  # line 13: conflict
+        dict(GOOD, text="ordinary note 3 about lunch plans"),  # line 14: same labels, a plain duplicate
+    ]
+    data = read_labeled_file(_write_csv(tmp_path / "in.csv", rows), max_rejected_share=0.5)
+    reasons = {r.line: r.reason for r in data.rejected}
+    assert reasons[12].startswith("conflicting labels for the same text: leakage=0, misconduct=0, off_channel=1 here")
+    assert reasons[12].endswith("line(s) 13")
+    assert (
+        "line 12 has leakage=0, misconduct=0, off_channel=1, this line leakage=0, misconduct=0, off_channel=0"
+        in (reasons[13])
+    )
+    assert reasons[14] == "duplicate text (same as line 5)"
+    assert "call me on my cell, not the desk line" not in data.frame["text"].tolist()
+
+
+def test_near_copies_without_a_conversation_stay_on_one_side_of_the_split(tmp_path: Path) -> None:
+    rows = []
+    for i in range(60):
+        rows.append(dict(GOOD, text=f"Wire {1000 + i} USD to account {i:06d} today, thanks!", leakage=i % 2))
+        rows.append(dict(GOOD, text=f"wire {2000 + i} usd to account {i + 7:06d} TODAY thanks", leakage=i % 2))
+        rows.append(dict(GOOD, text=f"distinct wording number {'abcdefghij'[i % 10]}{'klmnopqrst'[i // 10]} here"))
+    data = read_labeled_file(_write_csv(tmp_path / "in.csv", rows))
+    split = split_labeled(data.frame, seed=3)
+    groups = data.frame.assign(split=split.to_numpy()).groupby("conversation_id")["split"].nunique()
+    assert (groups == 1).all()
+    wires = data.frame["text"].str.lower().str.startswith("wire")
+    assert data.frame.loc[wires, "conversation_id"].nunique() == 1

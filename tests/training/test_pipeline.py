@@ -12,8 +12,9 @@ from commsrisk.schema import RISKS
 from commsrisk.settings import Settings
 from commsrisk.training.data import LabeledData, dataset_digest, read_labeled_file
 from commsrisk.training.finetune import FineTuneConfig
-from commsrisk.training.pipeline import FINAL_MODEL, run_training
-from commsrisk.training.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS, promote
+from commsrisk.training.pipeline import BEATEN_TAG, FINAL_MODEL, run_training
+from commsrisk.training.promotion import build_yardstick, model_history, promote, rollback
+from commsrisk.training.registry import CANDIDATE_ALIAS, PRODUCTION_ALIAS
 
 pytestmark = pytest.mark.slow
 
@@ -40,8 +41,14 @@ def _train(  # type: ignore[no-untyped-def]
     name: str,
     method: str = "lora",
     stack_ngram: bool = False,
+    shuffle: tuple[str, ...] = (),
 ):
     data = read_labeled_file(SEED_CORPUS)
+    if shuffle:  # a model that learned nothing true about these risks
+        frame = data.frame.copy()
+        for risk in shuffle:
+            frame[risk] = frame[risk].sample(frac=1.0, random_state=1).to_numpy()
+        data = LabeledData(frame, data.rejected, data.source, data.rows_read, dataset_digest(frame))
     config = FineTuneConfig(
         base_model=settings.model.base_model,
         method=method,
@@ -84,7 +91,19 @@ def trained(tmp_path_factory: pytest.TempPathFactory, settings: Settings, text_a
         method="frozen",
         stack_ngram=True,
     )
+    shuffled = _train(
+        settings, text_analyzer, store, root / "shuffled", steps=1, lr=0.1, name="shuffled", method="frozen",
+        shuffle=RISKS,
+    )  # fmt: skip
+    one_risk = _train(
+        settings, text_analyzer, store, root / "one_risk", steps=1, lr=0.1, name="one-risk", method="frozen",
+        stack_ngram=True, shuffle=("off_channel",),
+    )  # fmt: skip
+    TRAINED_EXTRA["shuffled"], TRAINED_EXTRA["one_risk"] = shuffled, one_risk
     return store, weak, strong, frozen
+
+
+TRAINED_EXTRA: dict[str, object] = {}
 
 
 def test_run_logs_everything_a_reviewer_needs(trained) -> None:  # type: ignore[no-untyped-def]
@@ -100,10 +119,16 @@ def test_run_logs_everything_a_reviewer_needs(trained) -> None:  # type: ignore[
     assert any(key.startswith("test_lang_en") for key in run.data.metrics)
     history = mlflow.MlflowClient().get_metric_history(strong.run_id, "train_loss")
     assert len(history) >= 1
+    steps = mlflow.MlflowClient().get_metric_history(strong.run_id, "train_loss_step")
+    assert [m.step for m in steps] == list(range(1, 61))  # the loss of every optimiser step
+    assert run.data.tags["commsrisk.git_commit"] and run.data.tags["commsrisk.data_path"].endswith(
+        "commsrisk_seed.jsonl"
+    )
+    assert any(key.startswith("dev_unit_") for key in run.data.metrics)
     artifacts = {a.path for a in mlflow.MlflowClient().list_artifacts(strong.run_id, "evaluation")}
     assert {"evaluation/pr_curves.png", "evaluation/report.md", f"evaluation/confusion_{FINAL_MODEL}.png"} <= artifacts
     version = mlflow.MlflowClient().get_model_version_by_alias("commsrisk-test", CANDIDATE_ALIAS)
-    assert str(version.version) == frozen.model_version  # the latest run is the candidate
+    assert str(version.version) == TRAINED_EXTRA["one_risk"].model_version  # type: ignore[attr-defined]  # the latest run
     inputs = run.inputs.dataset_inputs
     assert inputs and inputs[0].dataset.digest == run.data.params["data_digest"]
     for key in ("dev_macro_f1", "dev_hard_macro_f1", "dev_lang_zh_macro_f1", "tfidf_logreg_dev_macro_f1"):
@@ -170,27 +195,160 @@ def test_delta_is_small_and_loads_back(trained, settings: Settings) -> None:  # 
     assert proba.shape == (2, len(RISKS)) and ((proba >= 0) & (proba <= 1)).all()
 
 
-def test_promote_accepts_better_and_refuses_worse(trained) -> None:  # type: ignore[no-untyped-def]
-    """The gate compares both models on the same fixed dev messages, neither trained on them."""
-    store, weak, _, frozen = trained
+def _gate_settings(settings: Settings, store: str, **gate: float) -> Settings:
+    return settings.model_copy(
+        update={
+            "tracking": settings.tracking.model_copy(
+                update={"tracking_uri": store, "registered_model": "commsrisk-test", "experiment": "test"}
+            ),
+            "gate": settings.gate.model_copy(update={"bootstrap": 200, **gate}),
+        }
+    )
+
+
+def _candidate(store: str, version: str | None) -> None:
     mlflow.set_tracking_uri(store)
+    mlflow.MlflowClient().set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, str(version))
+
+
+def _register_default(store: str, settings: Settings) -> str:
+    """The shipped default model, registered as a version (as a team adopting it would)."""
+    from commsrisk.training.registry import log_and_register_model
+
+    mlflow.set_tracking_uri(store)
+    mlflow.set_experiment("test")
+    with mlflow.start_run(run_name="shipped default"):
+        return log_and_register_model(Path(settings.model.default_dir), "commsrisk-test", macro_f1=0.0)
+
+
+def test_the_gate_refuses_what_a_model_risk_reviewer_would(trained, settings: Settings, text_analyzer) -> None:  # type: ignore[no-untyped-def]
+    """One yardstick (dev messages neither model saw), every risk checked, every move recorded."""
+    store, weak, _, frozen = trained
+    shuffled, one_risk = TRAINED_EXTRA["shuffled"], TRAINED_EXTRA["one_risk"]
+    yardstick = build_yardstick([_dev_sample()])
+    strict = _gate_settings(settings, store)
     client = mlflow.MlflowClient()
-    dev = _dev_sample().frame
-    weak_dev = next(ev for ev in weak.dev_evaluations if ev.name == FINAL_MODEL).macro_f1
-    frozen_dev = next(ev for ev in frozen.dev_evaluations if ev.name == FINAL_MODEL).macro_f1
-    assert frozen_dev > weak_dev
 
-    client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, weak.model_version)
-    first = promote("commsrisk-test", dev)
-    assert first.promoted and first.reason == "no production model yet"
+    # A model a baseline beats is tagged at training time and never promoted.
+    assert weak.warnings and "baseline" in weak.warnings[0]
+    _candidate(store, weak.model_version)
+    with pytest.raises(PromotionRefusedError, match="baseline .* beats the model"):
+        promote(strict, yardstick, analyzer=text_analyzer, author="tester")
 
-    client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, frozen.model_version)
-    better = promote("commsrisk-test", dev)
-    assert better.promoted and better.production_version == weak.model_version
-    assert better.candidate_macro_f1 > better.production_macro_f1
-    assert better.held_out_messages == len(dev)
+    # The rules below are about the gate's own figures: a tiny test model may also be beaten by a
+    # baseline, so that tag is lifted here as a reviewer with the authority to override it would.
+    for model in (frozen, shuffled, one_risk):
+        client.delete_model_version_tag("commsrisk-test", str(model.model_version), BEATEN_TAG)  # type: ignore[attr-defined]
 
-    client.set_registered_model_alias("commsrisk-test", CANDIDATE_ALIAS, weak.model_version)
-    with pytest.raises(PromotionRefusedError, match=r"worse than production"):
-        promote("commsrisk-test", dev)
-    assert str(client.get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS).version) == frozen.model_version
+    # The first promotion is gated against the shipped default, which a 700-message model does not beat.
+    _candidate(store, frozen.model_version)
+    with pytest.raises(PromotionRefusedError, match=r"off_channel F1 .* production stays default"):
+        promote(strict, yardstick, analyzer=text_analyzer, author="tester")
+    # The default itself, registered, ties with the default and passes: no risk is worse.
+    default_version = _register_default(store, settings)
+    _candidate(store, default_version)
+    first = promote(strict, yardstick, analyzer=text_analyzer, author="tester", reason="adopt the shipped model")
+    assert first.production_version == "default" and "the shipped default" in first.report.markdown()
+    assert first.report.candidate_macro_f1 == pytest.approx(first.report.production_macro_f1)
+    assert len(first.report.risks) == len(RISKS) and first.report.messages == len(yardstick.frame)
+    low, high = first.report.macro_delta_interval
+    assert low <= 0.0 <= high
+    assert str(client.get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS).version) == default_version
+
+    # Shuffled labels, and a model worse on one risk, are refused against production.
+    _candidate(store, shuffled.model_version)  # type: ignore[attr-defined]
+    with pytest.raises(PromotionRefusedError, match="macro-F1"):
+        promote(strict, yardstick, analyzer=text_analyzer, author="tester")
+    _candidate(store, one_risk.model_version)  # type: ignore[attr-defined]
+    with pytest.raises(PromotionRefusedError, match="off_channel (F1|PR-AUC)"):
+        promote(strict, yardstick, analyzer=text_analyzer, author="tester")
+    assert str(client.get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS).version) == default_version
+
+    # A yardstick that the models trained on is refused before any figure is compared.
+    seen = read_labeled_file(SEED_CORPUS)
+    with pytest.raises(PromotionRefusedError, match="yardstick changed"):
+        promote(strict, build_yardstick([seen]), analyzer=text_analyzer, author="tester")
+    with pytest.raises(PromotionRefusedError, match="are in the training data"):
+        promote(strict, build_yardstick([seen]), analyzer=text_analyzer, author="tester", new_yardstick=True)
+
+    moves = model_history(strict)
+    assert [(m.action, m.to_version) for m in moves[:3]] == [
+        ("refuse", weak.model_version), ("refuse", frozen.model_version), ("promote", default_version)
+    ]  # fmt: skip
+    assert all(m.author == "tester" for m in moves) and moves[2].reason == "adopt the shipped model"
+    TRAINED_EXTRA["default_version"] = default_version
+
+
+def test_rollback_restores_the_previous_model_and_its_scores(trained, settings: Settings, text_analyzer) -> None:  # type: ignore[no-untyped-def]
+    from commsrisk.schema import Message
+    from commsrisk.scoring import build_scorer
+
+    store, _, _, frozen = trained
+    default_version = TRAINED_EXTRA.get("default_version")
+    if default_version is None:
+        pytest.fail("the gate test registers the default and promotes it first")
+    # A pilot the team signed off on without the gate (tolerance 1): only to have a second model serve.
+    pilot = _gate_settings(settings, store, risk_tolerance=1.0, macro_tolerance=1.0)
+    message = Message(text="let's take this to my personal WhatsApp, delete the thread after")
+
+    def production_score() -> float:
+        scorer = build_scorer(pilot, classifier_location="models:/commsrisk-test@production", analyzer=text_analyzer)
+        return scorer.score(message).risks["off_channel"].score
+
+    before = production_score()
+    _candidate(store, frozen.model_version)
+    promote(pilot, build_yardstick([_dev_sample()]), analyzer=text_analyzer, author="tester", reason="pilot")
+    assert production_score() != pytest.approx(before, abs=1e-6)
+    move = rollback(pilot, str(default_version), author="tester", reason="alerts doubled")
+    assert (move.action, move.from_version, move.to_version, move.reason) == (
+        "rollback", str(frozen.model_version), str(default_version), "alerts doubled"
+    )  # fmt: skip
+    assert production_score() == pytest.approx(before, abs=1e-9)
+    with pytest.raises(PromotionRefusedError, match="never served as production"):
+        rollback(pilot, "999", author="tester", reason="no such model")
+    rollback(pilot, "default", author="tester", reason="back to the shipped model")
+    with pytest.raises(Exception, match="production"):
+        mlflow.MlflowClient().get_model_version_by_alias("commsrisk-test", PRODUCTION_ALIAS)
+
+
+def test_the_gate_refuses_a_tie_that_hides_a_worse_risk() -> None:
+    """Macro-F1 equal, misconduct worse: refused on the risk, whatever the average says."""
+    import numpy as np
+
+    from commsrisk.training.promotion import ScoredModel, compare
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, size=(400, len(RISKS)))
+    production = labels * 0.3 + rng.random(labels.shape) * 0.7  # fair on every risk
+    candidate = production.copy()
+    flip = rng.random(400) < 0.3  # misconduct much worse ...
+    candidate[flip, 1] = 1 - candidate[flip, 1]
+    candidate[:, 0] = labels[:, 0] * 0.9 + 0.05  # ... leakage perfect: macro about even
+    thresholds = np.full(len(RISKS), 0.5)
+    report = compare(
+        labels,
+        ScoredModel("candidate", "2", "c", candidate, thresholds),
+        ScoredModel("production", "1", "p", production, thresholds),
+        yardstick_digest="test",
+        risk_tolerance=0.02,
+        macro_tolerance=0.05,
+        bootstrap=300,
+    )
+    assert report.candidate_macro_f1 >= report.production_macro_f1 - 0.05  # the average alone would pass
+    assert not report.passed and any(f.startswith("misconduct") for f in report.failures)
+    assert not any(f.startswith("macro") for f in report.failures)
+    assert all(not f.startswith("leakage") for f in report.failures)
+    assert "WORSE" in report.markdown() and "REFUSED" in report.markdown()
+
+
+def test_the_registered_pyfunc_model_scores_a_dataframe(trained) -> None:  # type: ignore[no-untyped-def]
+    import pandas as pd
+
+    store, _, _, frozen = trained
+    mlflow.set_tracking_uri(store)
+    model = mlflow.pyfunc.load_model(f"models:/commsrisk-test/{frozen.model_version}")
+    from commsrisk.training.registry import INPUT_EXAMPLE
+
+    frame = pd.concat([INPUT_EXAMPLE] * 2, ignore_index=True).assign(text=["move this to Signal", "minutes attached"])
+    out = model.predict(frame)
+    assert list(out.columns[-len(RISKS) :]) == [f"score_{r}" for r in RISKS] and len(out) == 2

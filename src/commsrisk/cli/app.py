@@ -15,6 +15,7 @@ from commsrisk.cli.base_model import base_model_app
 from commsrisk.cli.console import setup_logging
 from commsrisk.cli.data import data_app
 from commsrisk.cli.evaluate import evaluate
+from commsrisk.cli.model import model_app
 from commsrisk.cli.score import score, serve
 from commsrisk.cli.thresholds import thresholds_app
 from commsrisk.cli.train import promote, stack_ngram_command, train
@@ -28,6 +29,7 @@ app = typer.Typer(
 app.add_typer(base_model_app, name="base-model")
 app.add_typer(data_app, name="data")
 app.add_typer(thresholds_app, name="thresholds")
+app.add_typer(model_app, name="model")
 app.command()(train)
 app.command("stack-ngram")(stack_ngram_command)
 app.command()(evaluate)

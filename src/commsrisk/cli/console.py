@@ -10,18 +10,28 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from commsrisk.errors import CommsriskError
+from commsrisk.ingest.columns import ColumnMap
 from commsrisk.schema import Limits
 from commsrisk.training.data import LabeledData, RejectedRow, read_labeled_file
 
 out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
+MapPairs = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--map",
+        help='Column mapping for exports, repeatable: --map text="Message Text" --map leakage="Leakage Flag".',
+    ),
+]
+MapFile = Annotated[Path | None, typer.Option(help="Column mapping as YAML (field: Column name); --map adds to it.")]
 NOISY_LOGGERS = ("presidio-analyzer", "mlflow", "urllib3", "alembic", "jieba", "httpx")
 
 
@@ -54,21 +64,33 @@ def print_rejected(rejected: Sequence[RejectedRow]) -> None:
     err.print(table)
 
 
-def read_labeled_or_fail(path: Path, limits: Limits, max_rejected: float = 0.2) -> LabeledData:
+def column_map_or_fail(pairs: list[str] | None, file: Path | None) -> ColumnMap | None:
+    """The mapping given by --map and --map-file, or None."""
+    if not pairs and file is None:
+        return None
+    try:
+        return ColumnMap.parse(pairs or [], file)
+    except CommsriskError as error:
+        raise fail(error) from error
+
+
+def read_labeled_or_fail(
+    path: Path, limits: Limits, max_rejected: float = 0.2, columns_map: ColumnMap | None = None
+) -> LabeledData:
     """Read a labeled file, listing every rejected row; on too many, list them and exit 2."""
     try:
-        labeled = read_labeled_file(path, limits=limits, max_rejected_share=max_rejected)
+        labeled = read_labeled_file(path, limits=limits, max_rejected_share=max_rejected, columns_map=columns_map)
     except CommsriskError as error:
-        _print_rejected_of_failed_file(path)
+        _print_rejected_of_failed_file(path, columns_map)
         raise fail(error) from error
     print_rejected(labeled.rejected)
     return labeled
 
 
-def _print_rejected_of_failed_file(path: Path) -> None:
+def _print_rejected_of_failed_file(path: Path, columns_map: ColumnMap | None) -> None:
     """On a failed validation, still list the rows (the error only has the summary)."""
     try:
-        labeled = read_labeled_file(path, max_rejected_share=1.0)
+        labeled = read_labeled_file(path, max_rejected_share=1.0, columns_map=columns_map)
     except CommsriskError:
         return
     print_rejected(labeled.rejected)

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from commsrisk.cli.console import fail, out, read_labeled_or_fail
+from commsrisk.cli.console import MapFile, MapPairs, column_map_or_fail, fail, out, read_labeled_or_fail
 from commsrisk.errors import CommsriskError
 from commsrisk.settings import Settings
 
@@ -92,9 +92,16 @@ def data_report(
 def data_check(
     data: Annotated[Path, typer.Argument(help="Labeled file: CSV, JSONL or Parquet.")],
     max_rejected: Annotated[float, typer.Option(help="Fail if more than this share of rows is rejected.")] = 0.2,
+    map_pairs: MapPairs = None,
+    map_file: MapFile = None,
 ) -> None:
-    """Validate a labeled file and list every rejected row with its reason."""
-    labeled = read_labeled_or_fail(data, Settings.load().limits, max_rejected)
+    """Validate a labeled file and list every rejected row with its reason.
+
+    Labels may be 1/0, true/false, yes/no, y/n or review words (escalated, false positive,
+    no action); the same text with other labels is reported as a conflict on both lines.
+    """
+    columns_map = column_map_or_fail(map_pairs, map_file)
+    labeled = read_labeled_or_fail(data, Settings.load().limits, max_rejected, columns_map)
     out.print(f"{len(labeled.frame)} of {labeled.rows_read} rows accepted (digest {labeled.digest})")
 
 

@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from commsrisk.cli.console import err, fail, out, read_labeled_or_fail
+from commsrisk.cli.console import (
+    MapFile,
+    MapPairs,
+    column_map_or_fail,
+    command_line,
+    err,
+    fail,
+    out,
+    read_labeled_or_fail,
+)
 from commsrisk.errors import CommsriskError
 from commsrisk.schema import RISKS
 from commsrisk.settings import Settings
@@ -120,7 +129,15 @@ def thresholds_tune(
         str,
         typer.Option(help="precision=P or recall=R that every threshold must meet, or f1=F: the best-F1 threshold."),
     ] = "precision=0.8",
+    targets: Annotated[
+        Path | None,
+        typer.Option(help="Per-unit targets YAML (targets, alert budgets, minimum evidence); overrides --target."),
+    ] = None,
+    max_alerts_per_1000: Annotated[
+        float | None, typer.Option(help="Alert budget for --target: at most this many flags per 1,000 messages.")
+    ] = None,
     min_positives: Annotated[int, typer.Option(help="Units with fewer positives for a risk keep the default.")] = 15,
+    min_flags: Annotated[int, typer.Option(help="Units whose threshold flags fewer messages keep the default.")] = 5,
     output: Annotated[Path, typer.Option(help="Where to write the proposed policy.")] = Path(
         "reports/thresholds/proposed.yaml"
     ),
@@ -134,19 +151,29 @@ def thresholds_tune(
         ),
     ] = None,
     log_mlflow: Annotated[bool, typer.Option("--mlflow", help="Log the report as an MLflow run.")] = False,
+    map_pairs: MapPairs = None,
+    map_file: MapFile = None,
 ) -> None:
-    """Score labeled messages and propose per-unit thresholds that meet the target."""
+    """Score labeled messages with the model in force and propose per-unit thresholds that meet the targets.
+
+    The defaults are tuned on all units together; a unit gets its own threshold only with
+    --min-positives positives and --min-flags flags, else the default is kept and the report
+    says why. The report gives precision and recall with 95% bootstrap intervals and the alert
+    volume, and names the model version, data digest, targets and command.
+    """
     from commsrisk.scoring import build_scorer
     from commsrisk.thresholds.policy import dump_policy
     from commsrisk.thresholds.store import diff_policies, policy_in_force
-    from commsrisk.thresholds.tuning import Target, log_tuning_run, tune_policy, write_report
+    from commsrisk.thresholds.tuning import Target, TuningTargets, log_tuning_run, tune_policy, write_report
     from commsrisk.training.pipeline import frame_messages
     from commsrisk.training.scored_evaluation import rows_to_judge, score_table
 
     settings = Settings.load()
-    labeled = read_labeled_or_fail(data, settings.limits)
+    labeled = read_labeled_or_fail(data, settings.limits, columns_map=column_map_or_fail(map_pairs, map_file))
     try:
         goal = Target.parse(target)
+        goal = Target(goal.metric, goal.value, max_alerts_per_1000)
+        plan = TuningTargets.load(targets) if targets else TuningTargets.single(goal, min_positives, min_flags)
         with err.status("loading models ..."):
             scorer = build_scorer(settings)
         scorer.explain = False
@@ -158,33 +185,46 @@ def thresholds_tune(
             scored[[f"score_{r}" for r in RISKS]].to_numpy(),
             scored[list(RISKS)].to_numpy(),
             scored["business_unit"].tolist(),
-            goal,
+            plan,
             base,
-            min_positives=min_positives,
         )
     except CommsriskError as error:
         raise fail(error) from error
-    report = write_report(scored, rows, policy, goal, report_dir)
+    policy = policy.model_copy(update={"tuned_for": scorer.model_version})
+    provenance = {
+        "model_version": scorer.model_version,
+        "data": str(data),
+        "data_digest": labeled.digest,
+        "messages": note,
+        "targets": str(targets) if targets else str(goal),
+        "policy_in_force": base.version,
+        "command": command_line("thresholds"),
+    }
+    report = write_report(scored, rows, policy, plan if targets else goal, report_dir, provenance)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(dump_policy(policy), encoding="utf-8")
-    table = Table(title=f"proposed thresholds ({goal.metric} >= {goal.value}; {note})")
-    for column in ("unit", "risk", "threshold", "precision", "recall", "positives", "status"):
-        table.add_column(column)
-    for r in rows:
-        table.add_row(
-            r.business_unit,
-            r.risk,
-            f"{r.threshold:.3f}",
-            f"{r.precision:.3f}",
-            f"{r.recall:.3f}",
-            str(r.positives),
-            r.status,
-        )
-    out.print(table)
+    _print_rows(rows, f"proposed thresholds for model {scorer.model_version} ({note})")
     out.print("changes against the policy in force:\n  " + ("\n  ".join(diff_policies(base, policy)) or "none"))
     out.print(f"proposed policy: {output}\nreport: {report}")
     out.print(f'apply with: commsrisk thresholds apply {output} --reason "..."')
     if log_mlflow:
         tracking = settings.tracking
-        run_id = log_tuning_run(tracking.resolved_uri(), tracking.experiment, report_dir, rows, goal, note)
+        run_id = log_tuning_run(tracking.resolved_uri(), tracking.experiment, report_dir, rows, provenance)
         out.print(f"logged to MLflow run {run_id}")
+
+
+def _print_rows(rows: list, title: str) -> None:  # type: ignore[type-arg]
+    table = Table(title=title)
+    for column in ("unit", "risk", "threshold", "precision [95% CI]", "recall [95% CI]", "alerts/1000", "status"):
+        table.add_column(column)
+    for r in rows:
+        precision = "n/a" if r.precision is None else f"{r.precision:.3f}" + _ci(r.precision_ci)
+        recall = f"{r.recall:.3f}" + _ci(r.recall_ci)
+        table.add_row(
+            r.business_unit, r.risk, f"{r.threshold:.3f}", precision, recall, f"{r.alerts_per_1000:.1f}", r.status
+        )
+    out.print(table)
+
+
+def _ci(interval: tuple[float, float] | None) -> str:
+    return f" [{interval[0]:.2f}, {interval[1]:.2f}]" if interval else ""

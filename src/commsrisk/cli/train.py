@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from commsrisk.cli.console import command_line, err, fail, out, read_labeled_or_fail
+from commsrisk.cli.console import (
+    MapFile,
+    MapPairs,
+    column_map_or_fail,
+    command_line,
+    err,
+    fail,
+    out,
+    read_labeled_or_fail,
+)
 from commsrisk.errors import CommsriskError
 from commsrisk.settings import Settings
 
@@ -50,6 +59,8 @@ def train(
     max_rejected: Annotated[float, typer.Option(help="Fail if more than this share of rows is rejected.")] = 0.2,
     register: Annotated[bool, typer.Option(help="Register the model as commsrisk@candidate.")] = True,
     run_name: Annotated[str | None, typer.Option(help="MLflow run name.")] = None,
+    map_pairs: MapPairs = None,
+    map_file: MapFile = None,
 ) -> None:
     """Fine-tune the multilingual classifier, compare it with the baselines, log the run to MLflow."""
     from commsrisk.nlp.text_analyzer import build_text_analyzer
@@ -58,7 +69,7 @@ def train(
     from commsrisk.training.pipeline import run_training
 
     settings = Settings.load()
-    labeled = read_labeled_or_fail(data, settings.limits, max_rejected)
+    labeled = read_labeled_or_fail(data, settings.limits, max_rejected, column_map_or_fail(map_pairs, map_file))
     if method not in METHODS:
         raise fail(CommsriskError(f"--method {method!r} is not one of {list(METHODS)}"))
     dev_path = dev_data or settings.tracking.dev_set
@@ -105,6 +116,8 @@ def train(
         dev_evaluations=outcome.dev_evaluations,
     )
     out.print(outcome.report)
+    for warning in outcome.warnings:
+        err.print(f"[bold yellow]warning:[/] {warning}")
     where = (
         f", registered as {settings.tracking.registered_model} v{outcome.model_version} @candidate"
         if outcome.model_version
@@ -167,28 +180,54 @@ def stack_ngram_command(
 
 
 def promote(
-    tolerance: Annotated[float, typer.Option(help="Accept a candidate this much below production's macro-F1.")] = 0.0,
+    reason: Annotated[str, typer.Option(help="Why this model should serve (kept in the move record).")] = "",
     eval_data: Annotated[
         Path | None,
         typer.Option(help="The fixed evaluation set both models are scored on; default: tracking.dev_set."),
     ] = None,
+    holdout: Annotated[
+        Path | None,
+        typer.Option(help="The firm's own reviewed held-out slice, scored beside the dev set; default: gate.holdout."),
+    ] = None,
+    new_yardstick: Annotated[
+        bool, typer.Option("--new-yardstick", help="Accept (and freeze) a yardstick other than the frozen one.")
+    ] = False,
+    author: Annotated[str | None, typer.Option(help="Who; default: the current user.")] = None,
 ) -> None:
-    """Move the production alias to the candidate if it is not worse on the out-of-distribution dev set."""
-    import mlflow
+    """Move production to the candidate if it passes the gate on the fixed yardstick.
 
-    from commsrisk.training.data import read_labeled_file
-    from commsrisk.training.registry import promote as promote_candidate
+    Both models are scored on the out-of-distribution dev set (plus --holdout) that neither has
+    seen; no risk's F1 or PR-AUC may be worse than production's beyond gate.risk_tolerance and
+    macro-F1 may not fall. With no production model yet, the shipped default is the one to beat.
+    Exit code 1 on a refusal (recorded, with the report, in the MLflow experiment
+    '<experiment>-model-moves'). When the thresholds in force were tuned for another model, a
+    re-tuned proposal is written next to the report.
+    """
+    from commsrisk.thresholds.policy import dump_policy
+    from commsrisk.thresholds.store import policy_in_force
+    from commsrisk.training.promotion import build_yardstick, propose_thresholds
+    from commsrisk.training.promotion import promote as promote_candidate
 
     settings = Settings.load()
-    mlflow.set_tracking_uri(settings.tracking.resolved_uri())
+    parts = [read_labeled_or_fail(eval_data or settings.tracking.dev_set, settings.limits)]
+    if holdout or settings.gate.holdout:
+        parts.append(read_labeled_or_fail(holdout or settings.gate.holdout, settings.limits))  # type: ignore[arg-type]
+    yardstick = build_yardstick(parts)
     try:
-        eval_path = eval_data or settings.tracking.dev_set
-        evaluation = read_labeled_file(eval_path, limits=settings.limits).frame
-        with err.status(f"scoring candidate and production on {eval_path.name} ..."):
-            decision = promote_candidate(settings.tracking.registered_model, evaluation, tolerance=tolerance)
+        with err.status(f"scoring candidate and production on {len(yardstick.frame)} yardstick messages ..."):
+            decision = promote_candidate(settings, yardstick, author=author, reason=reason, new_yardstick=new_yardstick)
     except CommsriskError as error:
         raise fail(error, code=1) from error
-    out.print(
-        f"[green]promoted[/] v{decision.candidate_version} to production: {decision.reason} "
-        f"({decision.held_out_messages} evaluation messages)"
-    )
+    out.print(decision.report.markdown(), highlight=False)
+    out.print(f"[green]promoted[/] v{decision.candidate_version} to production: {decision.reason}")
+    policy = policy_in_force(settings.thresholds)
+    if policy.tuned_for != decision.candidate.model_version:
+        proposal = propose_thresholds(decision, yardstick, policy)
+        path = Path("reports/thresholds") / f"proposed-for-v{decision.candidate_version}.yaml"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dump_policy(proposal), encoding="utf-8")
+        out.print(
+            f"[yellow]thresholds {policy.version} were tuned for {policy.tuned_for or 'an unrecorded model'}[/]: "
+            f"proposed re-tuned thresholds (best F1 on the yardstick) in {path}; review, or tune on your own "
+            f'reviews with commsrisk thresholds tune, then: commsrisk thresholds apply {path} --reason "..."'
+        )

@@ -22,6 +22,10 @@ class ThresholdPolicy(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: str = Field("unversioned", description="Set when the policy is applied; results name it.")
+    name: str | None = Field(None, description="The author's own name for the policy; kept when it is applied.")
+    tuned_for: str | None = Field(
+        None, description="The model version these thresholds were tuned for; scoring with another model warns."
+    )
     defaults: dict[Risk, Threshold] = Field(..., description="A threshold for every risk.")
     business_units: dict[str, dict[Risk, Threshold]] = Field(default_factory=dict)
 
@@ -102,8 +106,9 @@ def load_policy(path: Path) -> ThresholdPolicy:
 
 def dump_policy(policy: ThresholdPolicy) -> str:
     """The policy as YAML, in a stable order (risks in RISKS order, units sorted)."""
-    payload = {
-        "version": policy.version,
+    payload: dict[str, object] = {"version": policy.version}
+    payload.update({key: getattr(policy, key) for key in ("name", "tuned_for") if getattr(policy, key)})
+    payload |= {
         "defaults": {risk: policy.defaults[risk] for risk in RISKS},
         "business_units": {
             unit: {risk: values[risk] for risk in RISKS if risk in values}
@@ -120,6 +125,16 @@ class Decision:
     flags: dict[str, bool]
     thresholds: Thresholds
     unit_has_overrides: bool
+
+
+def model_mismatch(policy: ThresholdPolicy, model_names: set[str]) -> str | None:
+    """A warning when the policy was tuned for a model other than the one scoring, else None."""
+    if not policy.tuned_for or policy.tuned_for in model_names:
+        return None
+    return (
+        f"thresholds {policy.version} were tuned for model {policy.tuned_for}, not {sorted(model_names)[0]}: "
+        "flags may be too many or too few; re-tune with 'commsrisk thresholds tune'"
+    )
 
 
 def decide(policy: ThresholdPolicy, business_unit: str | None, scores: dict[str, float]) -> Decision:

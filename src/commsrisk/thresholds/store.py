@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import sqlite3
 import threading
 import time
@@ -19,6 +20,8 @@ from commsrisk.settings import ThresholdSettings
 from commsrisk.thresholds.policy import BUILTIN_POLICY, ThresholdPolicy, dump_policy, load_policy, parse_policy
 
 logger = logging.getLogger(__name__)
+FOUND_IN_FORCE = "(found in force)"
+"""Author of the record that keeps the policy in force before the first applied change."""
 
 CHECK_INTERVAL_S = 1.0
 
@@ -86,12 +89,14 @@ class PolicyChange:
 
 
 def diff_policies(old: ThresholdPolicy, new: ThresholdPolicy) -> list[str]:
-    """Readable changes from `old` to `new`, one line per changed threshold."""
+    """Readable changes from `old` to `new`, one line per changed threshold (and the model tuned for)."""
     lines = [
         f"defaults.{risk}: {old.defaults[risk]:.4g} -> {new.defaults[risk]:.4g}"
         for risk in RISKS
         if old.defaults[risk] != new.defaults[risk]
     ]
+    if old.tuned_for != new.tuned_for:
+        lines.append(f"tuned_for: {old.tuned_for or 'none'} -> {new.tuned_for or 'none'}")
     for unit in sorted(set(old.business_units) | set(new.business_units)):
         before, after = old.business_units.get(unit), new.business_units.get(unit)
         if before is None and after is not None:
@@ -137,9 +142,11 @@ class PolicyHistory:
         return sqlite3.connect(self.db_path)
 
     def next_number(self) -> int:
-        """The sequence number the next version will get."""
+        """The sequence number the next version will get (the policy found in force is not counted)."""
         with self._connect() as db:
-            (count,) = db.execute("SELECT COUNT(*) FROM policy_versions").fetchone()
+            (count,) = db.execute(
+                "SELECT COUNT(*) FROM policy_versions WHERE author != ?", (FOUND_IN_FORCE,)
+            ).fetchone()
         return int(count) + 1
 
     def record(self, change: PolicyChange) -> None:
@@ -194,6 +201,11 @@ def resolve_policy(ref: str, settings: ThresholdSettings) -> ThresholdPolicy:
     return parse_policy(PolicyHistory(settings.history_db).get(ref).policy_yaml, ref)
 
 
+UNNAMED_VERSIONS = frozenset({"unversioned", "proposed", "pending"})
+OUR_VERSION = re.compile(r"v\d{4}-[0-9a-f]{8}")
+"""Version ids that apply_policy gives; anything else in a file's `version:` is the author's name."""
+
+
 def apply_policy(candidate: ThresholdPolicy, settings: ThresholdSettings, *, author: str, reason: str) -> PolicyChange:
     """Make `candidate` the policy in force, with a new version id and a change record.
 
@@ -210,6 +222,24 @@ def apply_policy(candidate: ThresholdPolicy, settings: ThresholdSettings, *, aut
     if not changes:
         raise ConfigurationError(f"nothing to apply: the policy equals version {current.version} in force")
     history = PolicyHistory(settings.history_db)
+    if current.version not in {c.version for c in history.changes()}:
+        history.record(  # the policy found in force becomes a version, so rollback can restore it
+            PolicyChange(
+                version=current.version,
+                parent=None,
+                author=FOUND_IN_FORCE,
+                created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                reason="in force before the first recorded change",
+                diff=[],
+                policy_yaml=dump_policy(current),
+            )
+        )
+    if (
+        candidate.name is None
+        and candidate.version not in UNNAMED_VERSIONS
+        and not OUR_VERSION.fullmatch(candidate.version)
+    ):
+        candidate = candidate.model_copy(update={"name": candidate.version})  # the author's name is kept
     body = dump_policy(candidate.model_copy(update={"version": "pending"}))
     version = f"v{history.next_number():04d}-{hashlib.sha256(body.encode()).hexdigest()[:8]}"
     applied = candidate.model_copy(update={"version": version})

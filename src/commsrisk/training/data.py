@@ -18,8 +18,10 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold
 
 from commsrisk.errors import DataValidationError, InvalidInputError
+from commsrisk.ingest.columns import ColumnMap
 from commsrisk.ingest.tabular import read_rows
 from commsrisk.schema import DEFAULT_LIMITS, RISKS, Limits
+from commsrisk.training.overlap import normalise_text
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +40,11 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (
     "writer",
 )
 SPLITS: tuple[str, ...] = ("train", "calibration", "test")
+LABEL_WORDS: dict[str, int] = {
+    **dict.fromkeys(("1", "true", "yes", "y", "escalated", "escalate", "confirmed", "true positive"), 1),
+    **dict.fromkeys(("0", "false", "no", "n", "false positive", "no action", "cleared", "dismissed"), 0),
+}
+"""Label cells we understand (case and spaces folded): numbers, booleans and review-tool words."""
 
 
 @dataclass(frozen=True)
@@ -73,8 +80,8 @@ def _parse_label(value: Any) -> int | None:
         return int(value)
     if isinstance(value, (float, np.floating)) and value in (0.0, 1.0):
         return int(value)
-    if isinstance(value, str) and value.strip().lower() in ("0", "1", "true", "false"):
-        return 1 if value.strip().lower() in ("1", "true") else 0
+    if isinstance(value, str):
+        return LABEL_WORDS.get(" ".join(value.replace("_", " ").replace("-", " ").split()).casefold())
     return None
 
 
@@ -92,24 +99,41 @@ def _clean_optional(value: Any) -> str | None:
     return text or None
 
 
-def read_labeled_file(path: Path, *, limits: Limits = DEFAULT_LIMITS, max_rejected_share: float = 0.2) -> LabeledData:
+def read_labeled_file(
+    path: Path,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    max_rejected_share: float = 0.2,
+    columns_map: ColumnMap | None = None,
+) -> LabeledData:
     """Read and validate a labeled file; every rejected row is returned with its line and reason.
 
+    `columns_map` reads an export whose columns have other names. The same text twice with the
+    same labels keeps the first; with different labels, every copy is rejected as a conflict
+    naming the lines and labels (a reviewer decides, not the reader).
+
     Raises:
-        InvalidInputError: the file cannot be read at all, or a required column is missing.
+        InvalidInputError: the file cannot be read at all, a required column is missing, or the
+            mapping names a column the file does not have.
         DataValidationError: more than `max_rejected_share` of the rows were rejected, or none is usable.
     """
     rows, columns = read_rows(path)
+    if columns_map is not None and columns_map.columns:
+        columns_map.check((*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS), columns, path.name)
+        columns = columns_map.rename_columns(columns)
+        rows = [(line, None if row is None else columns_map.apply(row), error) for line, row, error in rows]
     missing = [column for column in REQUIRED_COLUMNS if column not in columns]
     if missing and any(row is not None for _, row, _ in rows):
         raise InvalidInputError(
             f"{path.name}: missing required column(s) {missing}; a labeled file needs {list(REQUIRED_COLUMNS)} "
-            f"and may have {list(OPTIONAL_COLUMNS)}"
+            f"and may have {list(OPTIONAL_COLUMNS)} (map other names with --map field=Column)"
         )
     accepted: list[dict[str, Any]] = []
     rejected: list[RejectedRow] = []
     seen_ids: dict[str, int] = {}
     seen_texts: dict[str, int] = {}
+    accepted_by_line: dict[int, dict[str, Any]] = {}
+    conflicts: dict[int, list[int]] = {}
     for line, row, error in rows:
         if row is None:
             rejected.append(RejectedRow(line, None, error or "unreadable row"))
@@ -120,7 +144,15 @@ def read_labeled_file(path: Path, *, limits: Limits = DEFAULT_LIMITS, max_reject
             reason = f"duplicate message_id (first seen on line {seen_ids[message_id]})"
         text = row.get("text")
         if reason is None and isinstance(text, str) and text in seen_texts:
-            reason = f"duplicate text (same as line {seen_texts[text]})"
+            first = accepted_by_line[seen_texts[text]]
+            labels = {risk: _parse_label(row[risk]) for risk in RISKS}
+            if all(first[risk] == labels[risk] for risk in RISKS):
+                reason = f"duplicate text (same as line {seen_texts[text]})"
+            else:
+                reason = f"conflicting labels for the same text: line {first['line']} has {_labels(first)}, " + (
+                    f"this line {_labels(labels)}"
+                )
+                conflicts.setdefault(seen_texts[text], []).append(line)
         if reason is not None:
             rejected.append(RejectedRow(line, message_id, reason))
             continue
@@ -133,8 +165,21 @@ def read_labeled_file(path: Path, *, limits: Limits = DEFAULT_LIMITS, max_reject
         for column in OPTIONAL_COLUMNS:
             record[column] = _parse_bool(row.get(column)) if column == "external" else _clean_optional(row.get(column))
         record["message_id"] = message_id or f"line-{line}"
-        record["conversation_id"] = record["conversation_id"] or record["message_id"]
+        record["conversation_id"] = record["conversation_id"] or near_copy_group(text) or record["message_id"]
         accepted.append(record)
+        accepted_by_line[line] = record
+    for first_line, later in conflicts.items():
+        record = accepted_by_line[first_line]
+        accepted.remove(record)
+        rejected.append(
+            RejectedRow(
+                first_line,
+                record["message_id"],
+                f"conflicting labels for the same text: {_labels(record)} here, other labels on line(s) "
+                + ", ".join(map(str, later)),
+            )
+        )
+    rejected.sort(key=lambda r: r.line)
     rows_read = len(rows)
     data = LabeledData(frame=pd.DataFrame(accepted), rejected=rejected, source=str(path), rows_read=rows_read)
     logger.info("read %s: %d rows, %d accepted, %d rejected", path.name, rows_read, len(accepted), len(rejected))
@@ -168,14 +213,41 @@ def _row_problem(row: dict[str, Any], limits: Limits) -> str | None:
         if row[risk] == "":
             return f"missing label '{risk}'"
         if _parse_label(row[risk]) is None:
-            return f"label '{risk}' is {str(row[risk])[:12]!r}, not 0 or 1"
+            return f"label '{risk}' is {str(row[risk])[:12]!r}, not 0/1, true/false, yes/no or a review word"
     return None
+
+
+NEAR_COPY_MIN_CHARS = 20
+"""Shorter wordings ("ok", "thanks") are not grouped: they repeat without being copies."""
+
+
+def near_copy_group(text: str) -> str | None:
+    """A group id shared by near-copies (same wording up to case, digits, punctuation), or None.
+
+    Rows without a conversation id are grouped by it, so copies of one message never straddle
+    the train/test split.
+    """
+    folded = normalise_text(text)
+    if len(folded) < NEAR_COPY_MIN_CHARS:
+        return None
+    return "text-" + hashlib.sha256(folded.encode("utf-8")).hexdigest()[:12]
+
+
+def near_copies_across_splits(frame: pd.DataFrame, split: pd.Series) -> int:
+    """How many held-out rows have a near-copy in the training split (different conversations)."""
+    keys = frame["text"].map(near_copy_group)
+    train_keys = set(keys[(split == "train").to_numpy()].dropna())
+    return int(sum(1 for key, part in zip(keys, split, strict=True) if part != "train" and key in train_keys))
+
+
+def _labels(record: dict[str, Any]) -> str:
+    return ", ".join(f"{risk}={record[risk]}" for risk in RISKS)
 
 
 def _reason_counts(rejected: list[RejectedRow]) -> str:
     counts: dict[str, int] = {}
     for row in rejected:
-        key = row.reason.split(" (")[0]
+        key = row.reason.split(" (")[0].split(":")[0]
         counts[key] = counts.get(key, 0) + 1
     return ", ".join(f"{reason}: {count}" for reason, count in sorted(counts.items(), key=lambda kv: -kv[1]))
 

@@ -89,6 +89,19 @@ def language_slices(frame: Any) -> list[str]:
     return ["mixed" if m else str(lang) for lang, m in zip(langs, mixed, strict=True)]
 
 
+def per_slice_macro_f1(
+    labels: np.ndarray, proba: np.ndarray, thresholds: np.ndarray, slices: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """F1 per risk and macro-F1 per slice (business unit, language) with enough messages."""
+    predicted = (proba >= np.asarray(thresholds)).astype(int)
+    names = np.asarray(slices)
+    return {
+        name: _slice_f1(labels, predicted, names == name)
+        for name in sorted(set(slices))
+        if (names == name).sum() >= MIN_LANGUAGE_SUPPORT
+    }
+
+
 def hard_case_mask(frame: Any) -> np.ndarray | None:
     """Rows tagged as hard cases, or None when the data has no hard-case column."""
     if "hard_case" not in frame:

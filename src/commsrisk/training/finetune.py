@@ -155,6 +155,7 @@ def fine_tune(
     select_texts: Sequence[str] | None = None,
     select_labels: np.ndarray | None = None,
     on_epoch_end: EpochCallback | None = None,
+    on_step: Callable[[int, float], None] | None = None,
     progress: bool = True,
 ) -> tuple[torch.nn.Module, PreTrainedTokenizerBase]:
     """Fine-tune the model of `config.method` on (texts, labels); returns the model and tokenizer.
@@ -204,6 +205,8 @@ def fine_tune(
             optimizer.zero_grad(set_to_none=True)
             losses.append(float(loss.detach()))
             step += 1
+            if on_step is not None:
+                on_step(step, losses[-1])
             bar.update(1)
             bar.set_postfix(epoch=epoch, loss=f"{np.mean(losses[-20:]):.3f}")
             if step % eval_every == 0 or step >= total_steps:

@@ -8,10 +8,12 @@ words changed).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -80,3 +82,37 @@ def require_dev_isolation(train_texts: Sequence[str], dev_texts: Sequence[str], 
             f"{len(overlaps)} dev-set messages appear in the training data, exactly or nearly (e.g. {ids}); "
             "the dev set must never be trained on: remove them from the training file or pass --no-dev"
         )
+
+
+FINGERPRINTS_FILE = "training_fingerprints.txt"
+"""Beside a model: one fingerprint per message it was trained, calibrated or tested on (no text)."""
+
+
+def text_fingerprint(text: str) -> str:
+    """A short digest of a text's wording (normalised as above): equal for exact and trivial copies."""
+    return hashlib.sha256(normalise_text(text).encode("utf-8")).hexdigest()[:16]
+
+
+def write_fingerprints(texts: Sequence[str], model_dir: Path) -> Path:
+    """Record which wordings a model has seen, so a later yardstick can prove it is unseen."""
+    path = model_dir / FINGERPRINTS_FILE
+    kept = sorted({text_fingerprint(t) for t in texts if len(normalise_text(t)) >= MIN_CHARS})
+    path.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    return path
+
+
+def read_fingerprints(model_dir: Path) -> frozenset[str] | None:
+    """The fingerprints saved beside a model, or None for a model saved without them."""
+    path = model_dir / FINGERPRINTS_FILE
+    if not path.is_file():
+        return None
+    return frozenset(line for line in path.read_text(encoding="utf-8").split() if line)
+
+
+def seen_in_training(texts: Sequence[str], fingerprints: frozenset[str]) -> list[int]:
+    """Indices of the texts whose wording a model has seen (exact up to case, digits, punctuation)."""
+    return [
+        i
+        for i, text in enumerate(texts)
+        if len(normalise_text(text)) >= MIN_CHARS and text_fingerprint(text) in fingerprints
+    ]

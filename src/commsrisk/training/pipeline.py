@@ -25,7 +25,7 @@ from commsrisk.combiner import RiskCombiner
 from commsrisk.schema import RISKS, Message
 from commsrisk.signals import DEFAULT_SIGNALS, NGRAM_SIGNAL, Evidence
 from commsrisk.training.baselines import KeywordLexicon, TfidfLogReg
-from commsrisk.training.data import LabeledData, label_matrix, split_labeled
+from commsrisk.training.data import LabeledData, label_matrix, near_copies_across_splits, split_labeled
 from commsrisk.training.evaluate import (
     ModelEvaluation,
     best_f1_thresholds,
@@ -33,18 +33,20 @@ from commsrisk.training.evaluate import (
     evaluate_model,
     hard_case_mask,
     language_slices,
+    per_slice_macro_f1,
     plot_confusion_matrices,
     plot_pr_curves,
 )
 from commsrisk.training.finetune import FineTuneConfig, fine_tune, save_delta
 from commsrisk.training.frozen_encoder import fit_frozen_head
-from commsrisk.training.overlap import require_dev_isolation
+from commsrisk.training.overlap import require_dev_isolation, text_fingerprint, write_fingerprints
 from commsrisk.training.registry import CANDIDATE_ALIAS, log_and_register_model, tracking_client
 
 logger = logging.getLogger(__name__)
 
 FINAL_MODEL = "fine-tuned"
-HELD_OUT_ARTIFACT = "held_out/test.parquet"
+BEATEN_TAG = "commsrisk.beaten_by_baseline"
+"""Set on a run and its model version when a baseline scores better: such a model is never promoted."""
 
 
 class PiiSource(Protocol):
@@ -80,6 +82,8 @@ class TrainingOutcome:
     dev_evaluations: list[ModelEvaluation] = field(default_factory=list)
     final_scores: dict[str, SplitScores] = field(default_factory=dict)
     """The final model's probabilities per split (calibration, test, dev), for ensembles and analysis."""
+    warnings: list[str] = field(default_factory=list)
+    """What a reviewer of the run must read (a baseline beat the model, near-copies across splits)."""
 
     def evaluation(self, name: str) -> ModelEvaluation:
         """The evaluation of one model by name."""
@@ -159,12 +163,19 @@ def run_training(
 
     frame = _limit(data.frame, limit, config.seed)
     frame = frame.assign(split=split_labeled(frame, seed=config.seed).to_numpy())
+    warnings: list[str] = []
+    near_copies = near_copies_across_splits(frame, frame["split"])
+    if near_copies:
+        warnings.append(
+            f"{near_copies} held-out messages have a near-copy in the training split (other conversation ids); "
+            "held-out figures may be optimistic"
+        )
     parts = {name: frame[frame["split"] == name].reset_index(drop=True) for name in ("train", "calibration", "test")}
     counts = {name: len(part) for name, part in parts.items()}
     logger.info("split: %s", counts)
     labels = {name: label_matrix(part) for name, part in parts.items()}
     texts = {name: part["text"].tolist() for name, part in parts.items()}
-    test_langs = language_slices(parts["test"])
+    test_langs = detected_where_missing(language_slices(parts["test"]), texts["test"], analyzer)
     test_hard = hard_case_mask(parts["test"])
     if dev is not None:
         texts["dev"] = dev.frame["text"].tolist()
@@ -189,8 +200,15 @@ def run_training(
             }
         )
         mlflow.set_tags(
-            {"commsrisk.data_digest": data.digest, "commsrisk.kind": "training", "commsrisk.method": config.method}
+            {
+                "commsrisk.data_digest": data.digest,
+                "commsrisk.kind": "training",
+                "commsrisk.method": config.method,
+                "commsrisk.data_path": str(Path(data.source).resolve()),
+                "commsrisk.git_commit": git_commit(),
+            }
         )
+        mlflow.log_param("near_copies_across_splits", near_copies)
         if dev is not None:
             mlflow.log_params({"dev_source": Path(dev.source).name, "dev_digest": dev.digest, "n_dev": len(dev.frame)})
         _log_dataset(mlflow, frame, data)
@@ -220,6 +238,9 @@ def run_training(
         def on_epoch_end(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
 
+        def on_step(step: int, loss: float) -> None:
+            mlflow.log_metric("train_loss_step", loss, step=step)
+
         select = {"select_texts": texts.get("dev"), "select_labels": labels.get("dev")}
         if config.method == "frozen":
             model, tokenizer = fit_frozen_head(texts["train"], labels["train"], config, **select)
@@ -231,6 +252,7 @@ def run_training(
                 eval_texts=texts["calibration"],
                 eval_labels=labels["calibration"],
                 on_epoch_end=on_epoch_end,
+                on_step=on_step,
                 progress=progress,
                 **select,
             )
@@ -261,7 +283,8 @@ def run_training(
         if dev is not None:
             dev_probas["classifier-only"], dev_cuts["classifier-only"] = clf_proba["dev"], cut
             dev_probas[FINAL_MODEL], dev_cuts[FINAL_MODEL] = combiner.predict_proba(evidence["dev"]), final_cut
-            dev_langs, dev_hard = language_slices(dev.frame), hard_case_mask(dev.frame)
+            dev_langs = detected_where_missing(language_slices(dev.frame), texts["dev"], analyzer)
+            dev_hard = hard_case_mask(dev.frame)
             for name, proba in dev_probas.items():
                 ev = evaluate_model(name, labels["dev"], proba, dev_cuts[name], dev_langs, dev_hard)
                 dev_evaluations.append(ev)
@@ -272,6 +295,22 @@ def run_training(
         for ev in evaluations:
             prefix = "test_" if ev.name == FINAL_MODEL else f"{ev.name.replace('-', '_')}_test_"
             mlflow.log_metrics(ev.flat_metrics(prefix))
+        per_unit = {
+            "test": per_slice_macro_f1(labels["test"], probas[FINAL_MODEL], final_cut, _units(parts["test"])),
+        }
+        if dev is not None:
+            per_unit["dev"] = per_slice_macro_f1(labels["dev"], dev_probas[FINAL_MODEL], final_cut, _units(dev.frame))
+        for split_name, units in per_unit.items():
+            mlflow.log_metrics(
+                {f"{split_name}_unit_{_metric_key(u)}_macro_f1": m["macro_f1"] for u, m in units.items()}
+            )
+        mlflow.log_dict(per_unit, "evaluation/per_business_unit.json")
+        beaten = _beaten_by_baseline(dev_evaluations or evaluations)
+        if beaten:
+            warnings.append(beaten)
+            mlflow.set_tag(BEATEN_TAG, beaten)
+        for warning in warnings:
+            logger.warning("training run %s: %s", run.info.run_id, warning)
         report = comparison_markdown(evaluations)
         if dev_evaluations:
             report = (
@@ -287,7 +326,10 @@ def run_training(
             png = plot_confusion_matrices(ev, workdir / f"confusion_{ev.name}.png")
             mlflow.log_artifact(str(png), "evaluation")
         held_out = workdir / "test_ids.parquet"
-        parts["test"][["message_id", "conversation_id", *RISKS]].to_parquet(held_out, index=False)
+        ids = parts["test"][["message_id", "conversation_id", *RISKS]].assign(
+            text_fingerprint=parts["test"]["text"].map(text_fingerprint)
+        )
+        ids.to_parquet(held_out, index=False)
         mlflow.log_artifact(str(held_out), "held_out")
         mlflow.log_dict(config.model_dump(), "config/fine_tune.json")
 
@@ -307,17 +349,22 @@ def run_training(
             "version": f"run-{run.info.run_id[:12]}",
         }
         save_delta(model, out_dir, metadata)
+        write_fingerprints(frame["text"].tolist(), out_dir)
         combiner.save(out_dir)
         if ngram is not None:
             ngram.save(out_dir)
         model_version = None
         if registered_model:
             model_version = log_and_register_model(out_dir, registered_model, macro_f1=final.macro_f1)
-            tracking_client().set_registered_model_alias(registered_model, CANDIDATE_ALIAS, model_version)
+            client = tracking_client()
+            client.set_registered_model_alias(registered_model, CANDIDATE_ALIAS, model_version)  # type: ignore[attr-defined]
+            if beaten:
+                client.set_model_version_tag(registered_model, model_version, BEATEN_TAG, beaten)  # type: ignore[attr-defined]
             logger.info("registered %s version %s as @%s", registered_model, model_version, CANDIDATE_ALIAS)
         (out_dir / "evaluation.md").write_text(report + "\n", encoding="utf-8")
         outcome = TrainingOutcome(run.info.run_id, model_version, out_dir, evaluations, report, counts, metadata)
         outcome.dev_evaluations = dev_evaluations
+        outcome.warnings = warnings
         outcome.final_scores = {
             "calibration": SplitScores(
                 parts["calibration"]["message_id"].tolist(), labels["calibration"], final_calib, [], None
@@ -331,6 +378,54 @@ def run_training(
                 dev.frame["message_id"].tolist(), labels["dev"], dev_probas[FINAL_MODEL], dev_langs, dev_hard
             )
         return outcome
+
+
+def detected_where_missing(languages: list[str], texts: Sequence[str], analyzer: PiiSource) -> list[str]:
+    """Slice names with the detected language where the file gave none (else all would be 'unknown')."""
+    missing = [i for i, lang in enumerate(languages) if lang == "unknown"]
+    if not missing:
+        return languages
+    analyses = analyzer.analyze_batch([texts[i] for i in missing], [None] * len(missing))
+    filled = list(languages)
+    for i, analysis in zip(missing, analyses, strict=True):
+        filled[i] = str(analysis.language)
+    return filled
+
+
+def _units(frame: pd.DataFrame) -> list[str]:
+    units = frame["business_unit"] if "business_unit" in frame else pd.Series([None] * len(frame))
+    return [str(u) if isinstance(u, str) and u else "(no unit)" for u in units]
+
+
+def _metric_key(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def _beaten_by_baseline(evaluations: Sequence[ModelEvaluation]) -> str | None:
+    """A warning when a baseline's macro-F1 is higher than the final model's on the same split."""
+    final = next(ev for ev in evaluations if ev.name == FINAL_MODEL)
+    baselines = [ev for ev in evaluations if ev.name in ("lexicon", "tfidf-logreg")]
+    best = max(baselines, key=lambda ev: ev.macro_f1, default=None)
+    if best is None or best.macro_f1 <= final.macro_f1:
+        return None
+    return (
+        f"baseline {best.name} beats the model: macro-F1 {best.macro_f1:.4f} > {final.macro_f1:.4f}; "
+        "this model cannot be promoted"
+    )
+
+
+def git_commit() -> str:
+    """The commit of the working tree the run started from ('unknown' outside a git checkout)."""
+    import subprocess
+
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True, cwd=Path.cwd()
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    dirty = subprocess.run(["git", "status", "--porcelain", "-uno"], capture_output=True, text=True, timeout=5)
+    return done.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
 
 
 def _log_dataset(mlflow: Any, frame: pd.DataFrame, data: LabeledData) -> None:
