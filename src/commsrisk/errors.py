@@ -45,6 +45,11 @@ class DataValidationError(InvalidInputError):
 
 
 class PromotionRefusedError(CommsriskError):
-    """A candidate model is worse than production on the held-out data."""
+    """A candidate model may not serve: the gate failed, or the move breaks a rule."""
 
     http_status = 409
+
+    def __init__(self, message: str, report: str | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+        """The gate's report (markdown) when figures were compared."""

@@ -25,10 +25,12 @@ class CommsriskPyfunc(mlflow.pyfunc.PythonModel):
         """Build the Scorer once per process (settings from file and environment)."""
         from commsrisk.scoring import build_scorer
         from commsrisk.settings import Settings
+        from commsrisk.thresholds import BUILTIN_POLICY
 
         settings = Settings.load()
         classifier_dir = Path(context.artifacts["classifier"])
-        self.scorer = build_scorer(settings, classifier_location=str(classifier_dir))
+        # The output is scores only: no thresholds decide here (so none can be the wrong model's).
+        self.scorer = build_scorer(settings, classifier_location=str(classifier_dir), policy=lambda: BUILTIN_POLICY)
         self.scorer.explain = False
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:

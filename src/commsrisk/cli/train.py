@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markdown import Markdown
 
 from commsrisk.cli.console import (
     MapFile,
@@ -217,8 +218,10 @@ def promote(
         with err.status(f"scoring candidate and production on {len(yardstick.frame)} yardstick messages ..."):
             decision = promote_candidate(settings, yardstick, author=author, reason=reason, new_yardstick=new_yardstick)
     except CommsriskError as error:
+        if getattr(error, "report", None):
+            out.print(Markdown(error.report))  # type: ignore[attr-defined]
         raise fail(error, code=1) from error
-    out.print(decision.report.markdown(), highlight=False)
+    out.print(Markdown(decision.report.markdown()))
     out.print(f"[green]promoted[/] v{decision.candidate_version} to production: {decision.reason}")
     policy = policy_in_force(settings.thresholds)
     if policy.tuned_for != decision.candidate.model_version:

@@ -380,7 +380,7 @@ def promote(
             reason=message, report=report,
         )  # fmt: skip
         return PromotionRefusedError(
-            f"candidate v{cand_version} not promoted: {message}; production stays {prod_version}"
+            f"candidate v{cand_version} not promoted: {message}; production stays {prod_version}", report
         )
 
     if cand_version == prod_version:
