@@ -63,6 +63,17 @@ def found(analysis, text: str) -> set[tuple[str, str]]:  # type: ignore[no-untyp
             "en",
             {("ISIN", "US0378331005"), ("CUSIP", "037833100")},
         ),
+        ("服务器IP是192.168.10.23请加白名单", "zh", {("IP_ADDRESS", "192.168.10.23")}),
+        (
+            "VPN from 2001:0db8:85a3:0000:0000:8a2e:0370:7334 again",
+            "en",
+            {("IP_ADDRESS", "2001:0db8:85a3:0000:0000:8a2e:0370:7334")},
+        ),  # fmt: skip
+        ("My passport number is P48337887, expires 2030", "en", {("PASSPORT", "P48337887")}),
+        ("护照号E12345678已提交", "zh", {("PASSPORT", "E12345678")}),
+        ("Mi pasaporte: AAA123456, caduca en mayo", "es", {("PASSPORT", "AAA123456")}),
+        ("Reisepass C01X00T47 liegt vor", "de", {("PASSPORT", "C01X00T47")}),
+        ("numéro de passeport 12AB34567 pour le KYC", "fr", {("PASSPORT", "12AB34567")}),
     ],
 )
 def test_pii_types_and_spans(text_analyzer, text: str, lang: str, expected: set[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
@@ -78,6 +89,10 @@ def test_pii_types_and_spans(text_analyzer, text: str, lang: str, expected: set[
         ("Order 4532015112830367 filled", "en", "CREDIT_CARD"),
         ("Please STANDARD the RUNBOOKS", "en", "SWIFT_BIC"),
         ("Ticket 20231234 closed", "en", "BANK_ACCOUNT"),
+        ("deployed version v1.2.3.4 to prod", "en", "IP_ADDRESS"),
+        ("spread 10.25.300.1 is no address", "en", "IP_ADDRESS"),
+        ("Order 232860129 filled at 101.5", "en", "PASSPORT"),
+        ("委托编号E12345678已成交", "zh", "PASSPORT"),
     ],
 )
 def test_rows_that_must_not_match(text_analyzer, text: str, lang: str, absent: str) -> None:  # type: ignore[no-untyped-def]

@@ -70,6 +70,37 @@ def data_build_eval(
     _print_corpus_table(rows, f"{output}: {count} messages")
 
 
+@data_app.command("build-pii-eval")
+def data_build_pii_eval(
+    templates: Annotated[Path, typer.Option(help="Folder of the per-language template files.")] = Path(
+        "data/eval/pii/templates"
+    ),
+    output: Annotated[Path, typer.Option(help="The PII evaluation set to write.")] = Path(
+        "data/eval/pii/pii_eval.jsonl"
+    ),
+    fills: Annotated[int, typer.Option(help="Sentences made from each template (fresh values each time).")] = 3,
+    seed: Annotated[int, typer.Option(help="Seed for the fake values.")] = 17,
+) -> None:
+    """Fill the per-language PII templates with Faker values and write the span-labeled evaluation set."""
+    from commsrisk.training.corpus import write_jsonl
+    from commsrisk.training.pii_eval import build_pii_eval, span_counts
+
+    try:
+        rows = build_pii_eval(templates, fills=fills, seed=seed)
+    except CommsriskError as error:
+        raise fail(error) from error
+    count = write_jsonl(rows, output)
+    counts = span_counts(rows)
+    table = Table(title=f"{output}: {count} sentences, labeled spans per type")
+    types = sorted({t for by_type in counts.values() for t in by_type})
+    for column in ("lang", "sentences", *types):
+        table.add_column(column, justify="right")
+    for lang, by_type in counts.items():
+        sentences = sum(1 for r in rows if r["lang"] == lang)
+        table.add_row(lang, str(sentences), *(str(by_type.get(t, 0)) for t in types))
+    out.print(table)
+
+
 @data_app.command("report")
 def data_report(
     corpus: Annotated[Path, typer.Option(help="The built training corpus.")] = Path("data/seed/commsrisk_seed.jsonl"),

@@ -26,6 +26,8 @@ from commsrisk.nlp.recognizers.finance.iban_recognizer import BoundaryFreeIbanRe
 from commsrisk.nlp.recognizers.finance.isin_recognizer import CusipRecognizer, IsinRecognizer
 from commsrisk.nlp.recognizers.finance.swift_bic_recognizer import SwiftBicRecognizer
 from commsrisk.nlp.recognizers.generic.email_recognizer import BoundaryFreeEmailRecognizer
+from commsrisk.nlp.recognizers.generic.ip_recognizer import BoundaryFreeIpRecognizer
+from commsrisk.nlp.recognizers.generic.passport_recognizer import PassportRecognizer
 from commsrisk.nlp.recognizers.generic.phone_recognizer import RegionalPhoneRecognizer
 
 RecognizerFactory = Callable[[str, list[str]], EntityRecognizer]
@@ -46,6 +48,8 @@ def _ours(cls: type) -> RecognizerFactory:
 
 RECOGNIZERS: dict[str, RecognizerFactory] = {
     "BoundaryFreeEmailRecognizer": _ours(BoundaryFreeEmailRecognizer),
+    "BoundaryFreeIpRecognizer": _ours(BoundaryFreeIpRecognizer),
+    "PassportRecognizer": _ours(PassportRecognizer),
     "BoundaryFreeIbanRecognizer": _ours(BoundaryFreeIbanRecognizer),
     "BoundaryFreeCreditCardRecognizer": _ours(BoundaryFreeCreditCardRecognizer),
     "SwiftBicRecognizer": _ours(SwiftBicRecognizer),
