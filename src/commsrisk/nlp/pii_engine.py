@@ -24,7 +24,7 @@ PRIORITY: dict[str, int] = {
     "PHONE_NUMBER": 2,
     "SWIFT_BIC": 2,
     "CUSIP": 2,
-    "BANK_ACCOUNT": 1,
+    "BANK_ACCOUNT": 2,  # context-gated: it only exists with an account word nearby, so it meets a phone on score
 }
 """Which finding wins an overlap: checksum-validated ids, then specific formats, then the rest
 (names from NER and other weak signals are 0 and never cover a stronger finding)."""
