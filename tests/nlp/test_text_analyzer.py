@@ -171,4 +171,4 @@ def test_our_recognizers_do_not_shadow_presidios_own(text_analyzer) -> None:  # 
     presidio = AnalyzerEngine(nlp_engine=text_analyzer.engine, supported_languages=["en"])
     names = {type(r).__name__ for r in presidio.registry.recognizers}
     assert {"EmailRecognizer", "CreditCardRecognizer", "IbanRecognizer", "PhoneRecognizer"} <= names
-    assert not names & (set(RECOGNIZERS) - {"UsSsnRecognizer", "SpacyPersonRecognizer"})
+    assert not names & (set(RECOGNIZERS) - {"UsSsnRecognizer"})

@@ -16,6 +16,7 @@ from commsrisk.cli.console import setup_logging
 from commsrisk.cli.data import data_app
 from commsrisk.cli.evaluate import evaluate
 from commsrisk.cli.model import model_app
+from commsrisk.cli.ner import train_ner_command
 from commsrisk.cli.score import score, serve
 from commsrisk.cli.thresholds import thresholds_app
 from commsrisk.cli.train import promote, stack_ngram_command, train
@@ -32,6 +33,7 @@ app.add_typer(thresholds_app, name="thresholds")
 app.add_typer(model_app, name="model")
 app.command()(train)
 app.command("stack-ngram")(stack_ngram_command)
+app.command("train-ner")(train_ner_command)
 app.command()(evaluate)
 app.command()(promote)
 app.command()(score)

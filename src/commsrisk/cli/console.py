@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -99,3 +99,14 @@ def _print_rejected_of_failed_file(path: Path, columns_map: ColumnMap | None) ->
 def command_line(name: str) -> str:
     """The command as the user typed it (for model cards and reports)."""
     return f"commsrisk {name} " + " ".join(sys.argv[2:]) if len(sys.argv) > 2 else f"commsrisk {name}"
+
+
+def table_of(title: str, rows: Sequence[dict[str, Any]]) -> Table:
+    """A table with one column per key of the first row (numbers right-aligned, floats to 3 places)."""
+    table = Table(title=title)
+    columns = list(rows[0]) if rows else []
+    for column in columns:
+        table.add_column(column, justify="right" if rows and isinstance(rows[0][column], int | float) else "left")
+    for row in rows:
+        table.add_row(*(f"{v:.3f}" if isinstance(v, float) else str(v) for v in (row[c] for c in columns)))
+    return table

@@ -10,7 +10,7 @@ from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 from spacy.language import Language
 
-from commsrisk.nlp.recognizers.registry import build_recognizers, load_recognizers_config
+from commsrisk.nlp.recognizers.registry import RecognizersConfig, build_recognizers, load_recognizers_config
 
 logger = logging.getLogger(__name__)
 
@@ -21,6 +21,7 @@ PRIORITY: dict[str, int] = {
     "ISIN": 4,
     "US_SSN": 3,
     "EMAIL_ADDRESS": 3,
+    "LOCATION": 3,  # a street word and a number: a postcode inside it is not a phone number
     "PHONE_NUMBER": 2,
     "SWIFT_BIC": 2,
     "CUSIP": 2,
@@ -46,8 +47,10 @@ SPACY_LABELS_NOT_PII = [
     "CARDINAL",
     "WORK_OF_ART",
     "LANGUAGE",
+    "MISC",
 ]
-"""spaCy labels that are evidence (entities), not PII: only PERSON goes to Presidio as PII."""
+"""Entity labels (pipelines.ENTITY_LABELS) that are evidence, not PII: only PERSON and ADDRESS
+(an address, not a city named in market talk) go to Presidio as PII."""
 STRONG = 2
 """Findings at this priority or above also remove spaCy entities they overlap (a card number
 tagged DATE, an e-mail tagged ORG)."""
@@ -60,7 +63,7 @@ class PipelinesNlpEngine(SpacyNlpEngine):
         super().__init__(
             models=[{"lang_code": lang, "model_name": f"commsrisk-{lang}"} for lang in pipelines],
             ner_model_configuration=NerModelConfiguration(
-                model_to_presidio_entity_mapping={"PERSON": "PERSON"},
+                model_to_presidio_entity_mapping={"PERSON": "PERSON", "ADDRESS": "LOCATION"},
                 labels_to_ignore=SPACY_LABELS_NOT_PII,
             ),
         )
@@ -74,9 +77,11 @@ class PipelinesNlpEngine(SpacyNlpEngine):
 
 def build_analyzer(engine: PipelinesNlpEngine, languages: Sequence[str], min_score: float) -> AnalyzerEngine:
     """The Presidio analyzer with our recognizers from recognizers.yaml."""
+    config = load_recognizers_config()
     registry = RecognizerRegistry(supported_languages=list(languages))
-    for recognizer in build_recognizers(load_recognizers_config(), languages):
+    for recognizer in build_recognizers(config, languages):
         registry.add_recognizer(recognizer)
+    keep_context_words(engine, config)
     return AnalyzerEngine(
         registry=registry,
         nlp_engine=engine,
@@ -86,6 +91,23 @@ def build_analyzer(engine: PipelinesNlpEngine, languages: Sequence[str], min_sco
             context_similarity_factor=0.35, min_score_with_context_similarity=0.45
         ),
     )
+
+
+def keep_context_words(engine: PipelinesNlpEngine, config: RecognizersConfig) -> None:
+    """Make sure no context word is a stop word of its pipeline.
+
+    Presidio drops stop words from a message's keywords before matching context, and spaCy's
+    stop lists hold context words of ours (Spanish "cuenta", English "call", German "tel", Chinese
+    "联系"): without this, those words never raise a score.
+    """
+    for entry in config.recognizers:
+        for language, words in entry.languages.items():
+            nlp = engine.nlp.get(language)
+            if nlp is None:
+                continue
+            for word in words:
+                for part in word.lower().split():
+                    nlp.vocab[part].is_stop = False
 
 
 def resolve_overlaps(results: Sequence[RecognizerResult]) -> list[RecognizerResult]:

@@ -1,10 +1,11 @@
 """spaCy pipelines per language: the one parse per message that PII and entities share.
 
-English uses the trained model named in settings. No other trained spaCy model installs offline,
-so the other languages get blank pipelines with the right words: Chinese is segmented by jieba's
-POS tagger (its person/place/organisation tags become entities), Japanese by script runs (kanji,
-kana, Latin, digits), Spanish/German/French by spaCy's own rules. Every pipeline sets a lemma
-(Presidio's context words match on lemmas) and counts its parses.
+English, French and Japanese use the trained spaCy packages named in settings (Japanese is GiNZA).
+German, Spanish and Chinese have no trained package that installs offline: they get a blank
+pipeline with the right words (Chinese segmented by jieba's POS tagger, Spanish/German by spaCy's
+rules) and the NER we train here on our writers' templates (`commsrisk train-ner`). Every NER's
+labels are mapped to one label set; every pipeline sets a lemma (Presidio's context words match
+on lemmas) and counts its parses.
 """
 
 from __future__ import annotations
@@ -53,6 +54,37 @@ def lemma_fallback(doc: Doc) -> Doc:
     for token in doc:
         if not token.lemma_:
             token.lemma_ = token.lower_
+    return doc
+
+
+UNUSED_COMPONENTS = ["lemmatizer", "parser", "compound_splitter", "bunsetu_recognizer"]
+"""Components of the trained pipelines that nothing here reads (NER needs none of them); the
+English lemmatizer is left out too (the lemma fallback below gives Presidio lower-cased words)."""
+ENTITY_LABELS: dict[str, str] = {
+    "PERSON": "PERSON", "PER": "PERSON", "Person": "PERSON",
+    "ADDRESS": "ADDRESS", "Address_Other": "ADDRESS", "House": "ADDRESS",
+    "ORG": "ORG", "Company": "ORG", "Company_Group": "ORG", "Corporation_Other": "ORG",
+    "Organization_Other": "ORG", "Government": "ORG", "International_Organization": "ORG",
+    "GPE": "GPE", "Country": "GPE", "Province": "GPE", "City": "GPE", "County": "GPE", "GPE_Other": "GPE",
+    "LOC": "LOC", "Location_Other": "LOC", "Region_Other": "LOC",
+    "FAC": "FAC", "Facility_Other": "FAC", "Station": "FAC", "Airport": "FAC",
+    "NORP": "NORP", "Nationality": "NORP", "PRODUCT": "PRODUCT", "Product_Other": "PRODUCT",
+    "EVENT": "EVENT", "LAW": "LAW", "Law": "LAW", "MISC": "MISC",
+    "DATE": "DATE", "Date": "DATE", "TIME": "TIME", "Time": "TIME",
+    "MONEY": "MONEY", "Money": "MONEY", "PERCENT": "PERCENT", "Percent": "PERCENT",
+}  # fmt: skip
+"""Each model's entity labels (OntoNotes for English, WikiNER for French, GiNZA's extended named
+entities for Japanese, ours) -> one label set; labels not listed are dropped."""
+
+
+@Language.component("commsrisk_entity_labels")
+def entity_labels(doc: Doc) -> Doc:
+    """Relabel the NER's entities into one label set, so PII and evidence read the same names."""
+    doc.ents = [
+        Span(doc, ent.start, ent.end, label=ENTITY_LABELS[ent.label_])
+        for ent in doc.ents
+        if ent.label_ in ENTITY_LABELS
+    ]
     return doc
 
 
@@ -124,32 +156,50 @@ class ScriptRunTokenizer:
 
 
 def _finish(nlp: Language) -> Language:
+    if "ner" in nlp.pipe_names:
+        nlp.add_pipe("commsrisk_entity_labels", after="ner")
     nlp.add_pipe("commsrisk_lemma_fallback")
     nlp.add_pipe("commsrisk_parse_counter")
     return nlp
 
 
-def build_pipeline(language: str, settings: NlpSettings) -> Language:
-    """The spaCy pipeline for one language.
-
-    Raises:
-        ModelNotAvailableError: the English model package is not installed.
-    """
-    if language == "en":
-        try:
-            nlp = spacy.load(settings.english_model, exclude=["lemmatizer"])
-        except OSError as err:
-            raise ModelNotAvailableError(
-                f"spaCy model '{settings.english_model}' is not installed; run scripts/setup.sh or set "
-                "nlp.english_model to an installed package"
-            ) from err
-        return _finish(nlp)
+def blank_pipeline(language: str) -> Language:
+    """The blank pipeline with our tokenizer for a language (what a trained NER of ours is added to)."""
     nlp = spacy.blank(language if language != "ja" else "xx")
     if language == "zh":
         nlp.tokenizer = JiebaPosTokenizer(nlp.vocab)
-        nlp.add_pipe("commsrisk_jieba_entities")
     elif language == "ja":
         nlp.tokenizer = ScriptRunTokenizer(nlp.vocab)
+    return nlp
+
+
+def build_pipeline(language: str, settings: NlpSettings) -> Language:
+    """The spaCy pipeline for one language: a trained package, our NER on a blank pipeline, or blank.
+
+    Raises:
+        ModelNotAvailableError: a named package is not installed, or a named NER folder is missing.
+    """
+    package = settings.spacy_models.get(language)
+    if package:
+        try:
+            nlp = spacy.load(package, exclude=UNUSED_COMPONENTS)
+        except OSError as err:
+            raise ModelNotAvailableError(
+                f"spaCy model '{package}' for '{language}' is not installed; run scripts/setup.sh or set "
+                f"nlp.spacy_models.{language} to an installed package"
+            ) from err
+        return _finish(nlp)
+    nlp = blank_pipeline(language)
+    ner_dir = settings.ner_models.get(language)
+    if ner_dir is not None:
+        if not (ner_dir / "cfg").is_file():
+            raise ModelNotAvailableError(
+                f"NER model for '{language}' not found at {ner_dir}; train it with `commsrisk train-ner "
+                f"--language {language}` or remove nlp.ner_models.{language}"
+            )
+        nlp.add_pipe("ner").from_disk(ner_dir)
+    elif language == "zh":
+        nlp.add_pipe("commsrisk_jieba_entities")
     return _finish(nlp)
 
 

@@ -21,7 +21,7 @@ from commsrisk.settings import NlpSettings
 
 logger = logging.getLogger(__name__)
 
-ENTITY_LABELS = frozenset(
+EVIDENCE_LABELS = frozenset(
     {"PERSON", "ORG", "GPE", "LOC", "MONEY", "NORP", "FAC", "PRODUCT", "EVENT", "LAW", "DATE", "TIME", "PERCENT"}
 )
 """spaCy labels kept as evidence (numbers without a unit are noise)."""
@@ -91,7 +91,8 @@ class TextAnalyzer:
                 entities = [
                     EntityFinding(label=ent.label_, start=ent.start_char, end=ent.end_char)
                     for ent in arts.tokens.ents
-                    if ent.label_ in ENTITY_LABELS and all(ent.end_char <= s or ent.start_char >= e for s, e in strong)
+                    if ent.label_ in EVIDENCE_LABELS
+                    and all(ent.end_char <= s or ent.start_char >= e for s, e in strong)
                 ]
                 out[i] = TextAnalysis(detected[i].language, detected[i].languages, pii, entities, len(arts.tokens))
         logger.debug("analysed %d texts in %d languages", len(texts), len(groups))

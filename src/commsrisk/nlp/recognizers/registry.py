@@ -13,7 +13,7 @@ from pathlib import Path
 
 import yaml
 from presidio_analyzer import EntityRecognizer
-from presidio_analyzer.predefined_recognizers import SpacyRecognizer, UsSsnRecognizer
+from presidio_analyzer.predefined_recognizers import UsSsnRecognizer
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from commsrisk.errors import ConfigurationError
@@ -25,17 +25,14 @@ from commsrisk.nlp.recognizers.finance.credit_card_recognizer import BoundaryFre
 from commsrisk.nlp.recognizers.finance.iban_recognizer import BoundaryFreeIbanRecognizer
 from commsrisk.nlp.recognizers.finance.isin_recognizer import CusipRecognizer, IsinRecognizer
 from commsrisk.nlp.recognizers.finance.swift_bic_recognizer import SwiftBicRecognizer
+from commsrisk.nlp.recognizers.generic.address_recognizer import AddressRecognizer
 from commsrisk.nlp.recognizers.generic.email_recognizer import BoundaryFreeEmailRecognizer
 from commsrisk.nlp.recognizers.generic.ip_recognizer import BoundaryFreeIpRecognizer
+from commsrisk.nlp.recognizers.generic.ner_recognizer import NerRecognizer
 from commsrisk.nlp.recognizers.generic.passport_recognizer import PassportRecognizer
 from commsrisk.nlp.recognizers.generic.phone_recognizer import RegionalPhoneRecognizer
 
 RecognizerFactory = Callable[[str, list[str]], EntityRecognizer]
-
-
-def _spacy_person(language: str, context: list[str]) -> EntityRecognizer:
-    """PERSON from the trained spaCy model's NER (Presidio's SpacyRecognizer)."""
-    return SpacyRecognizer(supported_language=language, supported_entities=["PERSON"])
 
 
 def _us_ssn(language: str, context: list[str]) -> EntityRecognizer:
@@ -49,6 +46,7 @@ def _ours(cls: type) -> RecognizerFactory:
 RECOGNIZERS: dict[str, RecognizerFactory] = {
     "BoundaryFreeEmailRecognizer": _ours(BoundaryFreeEmailRecognizer),
     "BoundaryFreeIpRecognizer": _ours(BoundaryFreeIpRecognizer),
+    "AddressRecognizer": _ours(AddressRecognizer),
     "PassportRecognizer": _ours(PassportRecognizer),
     "BoundaryFreeIbanRecognizer": _ours(BoundaryFreeIbanRecognizer),
     "BoundaryFreeCreditCardRecognizer": _ours(BoundaryFreeCreditCardRecognizer),
@@ -61,7 +59,7 @@ RECOGNIZERS: dict[str, RecognizerFactory] = {
     "CnResidentIdRecognizer": _ours(CnResidentIdRecognizer),
     "CnPersonRecognizer": _ours(CnPersonRecognizer),
     "UsSsnRecognizer": _us_ssn,
-    "SpacyPersonRecognizer": _spacy_person,
+    "NerRecognizer": _ours(NerRecognizer),
 }
 
 
