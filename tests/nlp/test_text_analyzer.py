@@ -74,7 +74,46 @@ def found(analysis, text: str) -> set[tuple[str, str]]:  # type: ignore[no-untyp
         ("Mi pasaporte: AAA123456, caduca en mayo", "es", {("PASSPORT", "AAA123456")}),
         ("Reisepass C01X00T47 liegt vor", "de", {("PASSPORT", "C01X00T47")}),
         ("numéro de passeport 12AB34567 pour le KYC", "fr", {("PASSPORT", "12AB34567")}),
-    ],
+        ("パスポート番号はTK1234567です", "ja", {("PASSPORT", "TK1234567")}),
+        (
+            "客户护照号码E12345678，IBAN" + DE_IBAN + "，服务器IP10.20.30.40",
+            "zh",
+            {("PASSPORT", "E12345678"), ("IBAN_CODE", DE_IBAN), ("IP_ADDRESS", "10.20.30.40")},
+        ),
+        ("Mi pasaporte nº 612345678, por si acaso", "es", {("PASSPORT", "612345678")}),
+        ("Salary to sort code 20-00-00 account 55779911", "en", {("BANK_ACCOUNT", "20-00-00 account 55779911")}),
+        # names and street addresses in every language, written here (not from Faker's lists)
+        (
+            "Send the pack to 221 Baker Street, London NW1 6XE for Sarah Connolly.",
+            "en",
+            {("LOCATION", "221 Baker Street, London NW1 6XE"), ("PERSON", "Sarah Connolly")},
+        ),
+        (
+            "Hallo Jonas, Frau Ingrid Baumgartner wohnt jetzt in der Lindenstraße 14, 60325 Frankfurt.",
+            "de",
+            {("PERSON", "Ingrid Baumgartner"), ("LOCATION", "Lindenstraße 14, 60325 Frankfurt")},
+        ),
+        (
+            "La clienta Lucía Fernández vive en Calle de Alcalá 42, Madrid.",
+            "es",
+            {("PERSON", "Lucía Fernández"), ("LOCATION", "Calle de Alcalá 42")},
+        ),
+        (
+            "Merci de contacter Camille Dubois, 12 rue de la Paix, 75002 Paris.",
+            "fr",
+            {("PERSON", "Camille Dubois"), ("LOCATION", "12 rue de la Paix, 75002 Paris")},
+        ),
+        (
+            "客户张伟的新地址是上海市浦东新区世纪大道100号请更新",
+            "zh",
+            {("PERSON", "张伟"), ("LOCATION", "上海市浦东新区世纪大道100号")},
+        ),
+        (
+            "山田太郎様の住所は東京都千代田区丸の内1丁目9番2号です",
+            "ja",
+            {("PERSON", "山田太郎"), ("LOCATION", "東京都千代田区丸の内1丁目9番2号")},
+        ),
+    ],  # fmt: skip
 )
 def test_pii_types_and_spans(text_analyzer, text: str, lang: str, expected: set[tuple[str, str]]) -> None:  # type: ignore[no-untyped-def]
     analysis = text_analyzer.analyze(text, lang)
@@ -93,6 +132,15 @@ def test_pii_types_and_spans(text_analyzer, text: str, lang: str, expected: set[
         ("spread 10.25.300.1 is no address", "en", "IP_ADDRESS"),
         ("Order 232860129 filled at 101.5", "en", "PASSPORT"),
         ("委托编号E12345678已成交", "zh", "PASSPORT"),
+        ("Reset MFA for ticket CHG0031255 on v2.7.0", "en", "PERSON"),
+        ("Veuillez trouver ci-joint le rapport de lundi. Rappel : réunion à 10h", "fr", "PERSON"),
+        ("Nota: el pago de Iberdrola sale el lunes. Ticket abierto en Sistemas", "es", "PERSON"),
+        ("Kontoinhaber und Saldo bitte im Auftrag prüfen, Verwendungszweck fehlt", "de", "PERSON"),
+        ("谢谢，银行卡已激活，白名单也加好了", "zh", "PERSON"),
+        ("Valeur 4412 et 75 000 EUR le 30/11, réf. 2024-1187", "fr", "PHONE_NUMBER"),
+        ("Value date 20261104, booked to account ref 20261105", "en", "BANK_ACCOUNT"),
+        ("DAX bei 19.000 Punkten, 250 Stück SAP zu 182,40", "de", "LOCATION"),
+        ("Buy 500 Apple shares at 182.5, 20 Tesla calls for the Park desk", "en", "LOCATION"),
     ],
 )
 def test_rows_that_must_not_match(text_analyzer, text: str, lang: str, absent: str) -> None:  # type: ignore[no-untyped-def]

@@ -25,6 +25,7 @@ PRIORITY: dict[str, int] = {
     "PHONE_NUMBER": 2,
     "SWIFT_BIC": 2,
     "CUSIP": 2,
+    "PASSPORT": 3,  # context-gated: nine digits beside "pasaporte" are a passport, not a Spanish mobile
     "BANK_ACCOUNT": 2,  # context-gated: it only exists with an account word nearby, so it meets a phone on score
 }
 """Which finding wins an overlap: checksum-validated ids, then specific formats, then the rest
@@ -48,9 +49,16 @@ SPACY_LABELS_NOT_PII = [
     "WORK_OF_ART",
     "LANGUAGE",
     "MISC",
+    "ADDRESS",
 ]
-"""Entity labels (pipelines.ENTITY_LABELS) that are evidence, not PII: only PERSON and ADDRESS
-(an address, not a city named in market talk) go to Presidio as PII."""
+"""Entity labels (pipelines.ENTITY_LABELS) that are not PII findings: only PERSON goes to Presidio.
+Our NER learns ADDRESS so that it does not read street names as people; addresses themselves are
+reported by the address patterns, which need a street word and a number (the NER's ADDRESS spans
+swallowed phone numbers and house names: precision 0.60 on the German PII set)."""
+CONTEXT_WORDS_BEFORE = 8
+CONTEXT_WORDS_AFTER = 2
+"""How far a context word may be from a finding (Presidio's default is 5 before, 0 after): chat
+puts the account word a clause earlier ("la cuenta de ella? la que tengo es ...") or after it."""
 STRONG = 2
 """Findings at this priority or above also remove spaCy entities they overlap (a card number
 tagged DATE, an e-mail tagged ORG)."""
@@ -63,7 +71,7 @@ class PipelinesNlpEngine(SpacyNlpEngine):
         super().__init__(
             models=[{"lang_code": lang, "model_name": f"commsrisk-{lang}"} for lang in pipelines],
             ner_model_configuration=NerModelConfiguration(
-                model_to_presidio_entity_mapping={"PERSON": "PERSON", "ADDRESS": "LOCATION"},
+                model_to_presidio_entity_mapping={"PERSON": "PERSON"},
                 labels_to_ignore=SPACY_LABELS_NOT_PII,
             ),
         )
@@ -88,7 +96,10 @@ def build_analyzer(engine: PipelinesNlpEngine, languages: Sequence[str], min_sco
         supported_languages=list(languages),
         default_score_threshold=min_score,
         context_aware_enhancer=LemmaContextAwareEnhancer(
-            context_similarity_factor=0.35, min_score_with_context_similarity=0.45
+            context_similarity_factor=0.35,
+            min_score_with_context_similarity=0.45,
+            context_prefix_count=CONTEXT_WORDS_BEFORE,
+            context_suffix_count=CONTEXT_WORDS_AFTER,
         ),
     )
 

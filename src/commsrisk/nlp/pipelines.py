@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 import spacy
 from spacy.language import Language
@@ -155,9 +156,16 @@ class ScriptRunTokenizer:
         return Doc(self.vocab, words=words, spaces=spaces)
 
 
+@Language.factory("commsrisk_character_ner", default_config={"model_dir": ""})
+def character_ner(nlp: Language, name: str, model_dir: str) -> CharacterNer:
+    """The character-level NER component (see CharacterNer)."""
+    return CharacterNer(Path(model_dir))
+
+
 def _finish(nlp: Language) -> Language:
-    if "ner" in nlp.pipe_names:
-        nlp.add_pipe("commsrisk_entity_labels", after="ner")
+    ner = next((name for name in ("ner", "commsrisk_character_ner") if name in nlp.pipe_names), None)
+    if ner:
+        nlp.add_pipe("commsrisk_entity_labels", after=ner)
     nlp.add_pipe("commsrisk_lemma_fallback")
     nlp.add_pipe("commsrisk_parse_counter")
     return nlp
@@ -173,8 +181,48 @@ def blank_pipeline(language: str) -> Language:
     return nlp
 
 
+NER_ON_CHARACTERS = frozenset({"zh"})
+"""Languages whose NER reads characters, not the pipeline's words: a Chinese name is often cut by
+jieba or glued to a title (王总), and Presidio's context words still need jieba's words."""
+
+
+def ner_training_pipeline(language: str) -> Language:
+    """The pipeline an NER of ours is trained on: the scoring pipeline's tokenizer, or characters."""
+    return spacy.blank("zh") if language in NER_ON_CHARACTERS else blank_pipeline(language)
+
+
+class CharacterNer:
+    """Runs an NER trained on characters over a doc's text and sets its entities on the doc's words."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.nlp = spacy.load(model_dir)
+
+    def __call__(self, doc: Doc) -> Doc:
+        """The character model's entities, each widened to the words that hold it."""
+        spans = [
+            span
+            for ent in self.nlp(doc.text).ents
+            if (span := doc.char_span(ent.start_char, ent.end_char, label=ent.label_, alignment_mode="expand"))
+        ]
+        doc.ents = spacy.util.filter_spans(spans)
+        return doc
+
+
+def _load_ner(model_dir: Path, language: str) -> Language:
+    if not (model_dir / "config.cfg").is_file():
+        raise ModelNotAvailableError(
+            f"NER model for '{language}' not found at {model_dir}; train it with `commsrisk train-ner "
+            f"--language {language}` or remove nlp.ner_models.{language}"
+        )
+    if language in NER_ON_CHARACTERS:
+        nlp = blank_pipeline(language)
+        nlp.add_pipe("commsrisk_character_ner", config={"model_dir": str(model_dir)})
+        return nlp
+    return spacy.load(model_dir)
+
+
 def build_pipeline(language: str, settings: NlpSettings) -> Language:
-    """The spaCy pipeline for one language: a trained package, our NER on a blank pipeline, or blank.
+    """The spaCy pipeline for one language: a trained package, our own NER, or blank.
 
     Raises:
         ModelNotAvailableError: a named package is not installed, or a named NER folder is missing.
@@ -189,16 +237,11 @@ def build_pipeline(language: str, settings: NlpSettings) -> Language:
                 f"nlp.spacy_models.{language} to an installed package"
             ) from err
         return _finish(nlp)
-    nlp = blank_pipeline(language)
     ner_dir = settings.ner_models.get(language)
     if ner_dir is not None:
-        if not (ner_dir / "cfg").is_file():
-            raise ModelNotAvailableError(
-                f"NER model for '{language}' not found at {ner_dir}; train it with `commsrisk train-ner "
-                f"--language {language}` or remove nlp.ner_models.{language}"
-            )
-        nlp.add_pipe("ner").from_disk(ner_dir)
-    elif language == "zh":
+        return _finish(_load_ner(ner_dir, language))
+    nlp = blank_pipeline(language)
+    if language == "zh":
         nlp.add_pipe("commsrisk_jieba_entities")
     return _finish(nlp)
 

@@ -1,12 +1,13 @@
-"""Our own NER for the languages where no trained spaCy pipeline installs offline (de, es, zh).
+"""Our own NER for the languages where no trained spaCy pipeline installs offline (de, es; zh can).
 
 Independent writers wrote message templates per language (`data/train/ner/templates/<lang>_*.jsonl`,
 never the PII evaluation set's); each is filled several times with Faker values of that language's
 locales and the spans become training examples: PERSON (full names, first or last names alone),
 ADDRESS (reported as LOCATION PII), and ORG and GPE (companies and cities: not PII, they teach the
 model what a name is not). The model is spaCy's own transition-based NER with its own small CNN
-embedding, added to the language's blank pipeline (the tokenizer scoring uses), so training and
-scoring see the same tokens. Whole templates are held out for the report, so it measures new
+embedding, on the tokens `nlp.pipelines.ner_training_pipeline` gives (the scoring pipeline's own
+words for German and Spanish; characters for Chinese, whose names jieba's words cut or glue).
+Whole templates are held out for the report, so it measures new
 sentences, not new names in seen sentences.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,7 @@ from spacy.training import Example
 from spacy.util import filter_spans, minibatch
 
 from commsrisk.errors import InvalidInputError
-from commsrisk.nlp.pipelines import blank_pipeline
+from commsrisk.nlp.pipelines import ner_training_pipeline
 from commsrisk.training.corpus import LOCALES, PLACEHOLDER
 from commsrisk.training.pii_eval import PiiValueMaker
 
@@ -40,8 +42,6 @@ NER_LABELS: dict[str, str] = {
     "CITY": "GPE",
 }
 """Template placeholder -> the entity label it trains."""
-NER_LANGUAGES: tuple[str, ...] = ("de", "es", "zh")
-"""Languages that get our NER by default (settings.NER_MODELS); any blank-pipeline language can."""
 TEMPLATES_DIR = Path("data/train/ner/templates")
 
 
@@ -152,12 +152,13 @@ def train_ner(
     seed: int = 7,
     progress: Callable[[int, float], None] | None = None,
 ) -> NerTrainingReport:
-    """Train the NER for one language on its writers' templates and save the component to `output`."""
+    """Train the NER for one language on its writers' templates and save its pipeline to `output`."""
     templates = read_ner_templates(templates_dir, language)
+    _clear_output(output)
     train_t = [t for t in templates if not is_held_out(t["id"], held_out)]
     test_t = [t for t in templates if is_held_out(t["id"], held_out)]
     spacy.util.fix_random_seed(seed)
-    nlp = blank_pipeline(language)
+    nlp = ner_training_pipeline(language)
     ner = nlp.add_pipe("ner")
     train_examples = build_examples(nlp, train_t, language, fills, seed)
     test_examples = build_examples(nlp, test_t, language, 2, seed + 1)
@@ -174,8 +175,7 @@ def train_ner(
             progress(epoch + 1, losses.get("ner", 0.0))
     predicted = [Example(nlp(ex.reference.text), ex.reference) for ex in test_examples]
     by_label = Scorer.score_spans(predicted, "ents")["ents_per_type"]
-    output.mkdir(parents=True, exist_ok=True)
-    ner.to_disk(output)
+    nlp.to_disk(output)
     digest = hashlib.sha256("\n".join(t["id"] + "\t" + t["template"] for t in templates).encode()).hexdigest()[:16]
     report = NerTrainingReport(
         language=language,
@@ -189,6 +189,15 @@ def train_ner(
     )
     (output / "training_report.json").write_text(json.dumps(report.__dict__, indent=1) + "\n", encoding="utf-8")
     return report
+
+
+def _clear_output(output: Path) -> None:
+    """An earlier run's folder is replaced; any other non-empty folder is refused, never emptied."""
+    if output.is_dir() and any(output.iterdir()):
+        if not (output / "training_report.json").is_file():
+            raise InvalidInputError(f"{output} is not empty and holds no earlier NER; name an empty or new folder")
+        shutil.rmtree(output)
+    output.mkdir(parents=True, exist_ok=True)
 
 
 def report_rows(report: NerTrainingReport) -> list[dict[str, Any]]:

@@ -9,3 +9,8 @@ END = r"(?![A-Za-z0-9])"
 DIGIT_START = r"(?<![0-9])"
 DIGIT_END = r"(?![0-9])"
 CASE_SENSITIVE = 0x08 | 0x10  # re.MULTILINE | re.DOTALL, without Presidio's default IGNORECASE
+
+
+def after_label(label: str) -> str:
+    """START, or right after the id's own label (`IBANDE89...`, `IP192.0.2.1` glued in CJK text)."""
+    return rf"(?:(?<={label})|{START})"

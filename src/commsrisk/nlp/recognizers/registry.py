@@ -104,11 +104,19 @@ def load_recognizers_config(path: Path | None = None) -> RecognizersConfig:
 
 
 def build_recognizers(config: RecognizersConfig, languages: Sequence[str]) -> list[EntityRecognizer]:
-    """One recognizer instance per enabled entry and configured language."""
+    """One recognizer instance per enabled entry and configured language.
+
+    A recognizer's English context words count in every language too: staff write "account",
+    "passport" and "IP" inside Chinese, Spanish or Japanese chat ("HSBC account 8248...").
+    """
     return [
-        RECOGNIZERS[entry.name](language, list(context))
+        RECOGNIZERS[entry.name](language, _with_english(context, entry.languages.get("en", [])))
         for entry in config.recognizers
         if entry.enabled
         for language, context in entry.languages.items()
         if language in languages
     ]
+
+
+def _with_english(context: list[str], english: list[str]) -> list[str]:
+    return list(context) + [word for word in english if word not in context]

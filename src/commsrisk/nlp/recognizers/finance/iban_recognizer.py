@@ -6,7 +6,9 @@ from presidio_analyzer import Pattern
 
 from commsrisk.nlp.checksums import iban_is_valid
 from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
-from commsrisk.nlp.recognizers.boundaries import END, START
+from commsrisk.nlp.recognizers.boundaries import END, after_label
+
+_START = after_label("IBAN")
 
 
 class BoundaryFreeIbanRecognizer(CommsriskPatternRecognizer):
@@ -14,8 +16,8 @@ class BoundaryFreeIbanRecognizer(CommsriskPatternRecognizer):
 
     ENTITY = "IBAN_CODE"
     PATTERNS = [
-        Pattern("IBAN (compact)", START + r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}" + END, 0.5),
-        Pattern("IBAN (grouped)", START + r"[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?" + END, 0.5),
+        Pattern("IBAN (compact)", _START + r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}" + END, 0.5),
+        Pattern("IBAN (grouped)", _START + r"[A-Z]{2}\d{2}(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,3})?" + END, 0.5),
     ]
     CONTEXT = ["iban", "account", "wire", "transfer"]
 

@@ -18,6 +18,8 @@ SCORE = 0.6
 
 _CAP = r"[A-ZÀ-ÖØ-Þ][\wÀ-ÿ'’.-]*"
 """A capitalised word (names of streets), accents and apostrophes included."""
+_CITY = r"[A-ZÀ-ÖØ-Þ][a-zß-öø-ÿ'’-]*[a-zß-öø-ÿ]"
+"""A town's name: a capitalised word of letters (no digits, no trailing full stop)."""
 # fmt: off
 EN_STREET_SUFFIXES: tuple[str, ...] = (
     "Embankment", "Expressway", "Extensions", "Throughway", "Trafficway", "Crossroad", "Esplanade", "Extension",
@@ -69,10 +71,12 @@ _ES_TAIL = (
     r"(?:\s*,?\s*(?:Edif\.|Edificio|Interior|Int\.|Depto\.|Dpto\.|Apt\.|Piso|piso|Puerta|puerta|Esc\.|Local|nº|No\.)"
     r"\s*\w{1,5}){0,3}"
 )
-_POSTCODE_CITY = r"(?:,?\s+(?:[A-Z]{1,3}-)?\d{4,5}(?:-\d{4})?\s+" + _CAP + r"(?:\s+" + _CAP + r"){0,2})?"
+_POSTCODE_CITY = r"(?:,?\s+(?:[A-Z]{1,3}-)?\d{4,5}(?:-\d{4})?\s+" + _CITY + r"(?:[\s-]+" + _CITY + r"){0,2})?"
 _CJK = r"[\u4e00-\u9fff]"
 _ZH_ADDRESS = (
-    r"(?:" + _CJK + r"{1,7}(?:省|自治区|特别行政区|市|区|县|镇)){1,4}" + _CJK + r"{0,10}?"
+    # the first unit is a province or city name (2-3 characters), so the words before it stay out
+    r"(?![的是在到址于往住寄给和与])(?:" + _CJK + r"{2,3}(?:省|自治区|特别行政区|市)|" + _CJK + r"{2,4}(?:区|县))"
+    r"(?:" + _CJK + r"{1,7}?(?:市|区|县|镇|乡))*" + _CJK + r"{0,10}?"
     r"(?:路|街|大道|道|巷|弄|胡同|里)(?:[A-Za-z0-9０-９]{1,5}(?:号|座|栋|幢)(?:[A-Za-z0-9]{1,5}(?:室|楼|层|单元))?"
     r"|[A-Za-z]座)(?:\s?\d{6}(?![0-9]))?"
 )
@@ -92,7 +96,7 @@ class AddressRecognizer(CommsriskPatternRecognizer):
         Pattern(
             "en: number + street + suffix",
             START + _EN_UNIT + r"?\d{1,5}[A-Za-z]?,?\s+(?:" + _CAP + r"\s+){1,3}" + _EN_SUFFIX
-            + r"(?:\s+(?:Apt\.|Suite)\s+\w{1,5})?(?:,\s+" + _CAP + r"(?:\s+" + _CAP + r")?)?(?:,?\s+"
+            + r"(?:\s+(?:Apt\.|Suite)\s+\w{1,5})?(?:,\s+" + _CITY + r"(?:\s+" + _CITY + r")?)?(?:,?\s+"
             + _UK_POSTCODE + r"|,?\s+[A-Z]{2}\s+\d{5})?" + END,
             SCORE,
         ),

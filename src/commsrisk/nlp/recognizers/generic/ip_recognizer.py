@@ -20,7 +20,7 @@ class BoundaryFreeIpRecognizer(CommsriskPatternRecognizer):
 
     ENTITY = "IP_ADDRESS"
     PATTERNS = [
-        Pattern("ipv4", r"(?<![A-Za-z0-9.])" + OCTET + r"(?:\." + OCTET + r"){3}(?![0-9]|\.[0-9])", 0.6),
+        Pattern("ipv4", r"(?:(?<=IP)|(?<![A-Za-z0-9.]))" + OCTET + r"(?:\." + OCTET + r"){3}(?![0-9]|\.[0-9])", 0.6),
         Pattern("ipv6", r"(?<![0-9A-Za-z:])(?:" + HEX + r":){7}" + HEX + r"(?![0-9A-Za-z:])", 0.6),
     ]
     CONTEXT = ["ip", "address", "server", "host", "vpn"]

@@ -15,6 +15,11 @@ from commsrisk.nlp.recognizers.generic.ip_recognizer import OCTET
 
 DOTTED_IPV4 = re.compile(OCTET + r"(?:\." + OCTET + r"){3}")
 """libphonenumber reads 99.239.174.89 as a phone number; a valid dotted IPv4 is an address instead."""
+MIN_DIGITS = 7
+"""Fewer digits are amounts, extensions and short codes (Luxembourg's four-digit numbers read
+"4412", "75 000" and "30/11" in French messages as phones: precision 0.30 on the PII set)."""
+YEAR_FIRST = re.compile(r"(?:19|20)\d{2}[-/.]")
+"""2024-1187, 2024-11-0457: references and dates that start with a year."""
 
 REGIONS: dict[str, tuple[str, ...]] = {
     "en": ("US", "GB", "CA", "AU", "SG", "HK", "IE", "IN", "DE", "IL", "BR"),
@@ -40,6 +45,15 @@ class RegionalPhoneRecognizer(PresidioPhoneRecognizer):
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
-        """Presidio's phone matches, less those that are dotted IPv4 addresses."""
+        """Presidio's phone matches, less IPv4 addresses, short numbers and year-first references."""
         found = super().analyze(text, entities, nlp_artifacts)  # type: ignore[arg-type]
-        return [r for r in found if not DOTTED_IPV4.fullmatch(text[r.start : r.end].strip())]
+        return [r for r in found if is_phone_shaped(text[r.start : r.end].strip())]
+
+
+def is_phone_shaped(value: str) -> bool:
+    """Enough digits, not a dotted IPv4 address, not starting with a year."""
+    return (
+        sum(ch.isdigit() for ch in value) >= MIN_DIGITS
+        and not DOTTED_IPV4.fullmatch(value)
+        and not YEAR_FIRST.match(value)
+    )

@@ -1,0 +1,93 @@
+"""What the multilingual NER costs: scoring speed with it and with blank pipelines, in one run.
+
+    .venv/bin/python benchmarks/pii_speed.py            # 600 messages of the seed corpus, 3 rounds
+    .venv/bin/python benchmarks/pii_speed.py --n 200    # a smoke test
+
+"before" is the nlp step as it was: the English spaCy model, blank pipelines with our tokenizers
+for the other languages, jieba's tags for Chinese names. "after" is the default now: French
+(fr_core_news_md) and Japanese (GiNZA) spaCy models, our NER for German, Spanish and Chinese.
+Both use today's recognizers, so the difference is what the pipelines cost. The same messages
+go through `Scorer.score_batch` (classifier included, what `commsrisk score` runs) and the nlp
+step alone, alternating rounds so that machine noise hits both. Writes
+benchmarks/results/pii_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from run import corpus, table  # noqa: E402
+
+RESULTS = REPO / "benchmarks" / "results" / "pii_speed.json"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=600, help="messages (drawn from the seed corpus)")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per system (median reported)")
+    args = parser.parse_args()
+
+    from commsrisk.nlp.text_analyzer import build_text_analyzer
+    from commsrisk.scoring import build_scorer
+    from commsrisk.settings import Settings
+    from commsrisk.training.pipeline import frame_messages
+
+    frame = corpus(args.n, seed=3)
+    messages = frame_messages(frame.assign(lang=None))
+    base = {"base_model": str(REPO / "models/base/multilingual-e5-small"), "default_dir": REPO / "models/default"}
+    after = Settings.load(model=base)
+    before = Settings.load(
+        model=base, nlp={"spacy_models": {"en": after.nlp.spacy_models["en"]}, "ner_models": {}}
+    )  # fmt: skip
+    systems = {}
+    for name, settings in (("before", before), ("after", after)):
+        analyzer = build_text_analyzer(settings.nlp)
+        scorer = build_scorer(settings, classifier_location=str(REPO / "models/default"), analyzer=analyzer)
+        scorer.score_batch(messages[:32])  # warm up
+        systems[name] = (analyzer, scorer)
+    texts = [m.text for m in messages]
+    times: dict[tuple[str, str], list[float]] = {}
+    for _ in range(args.rounds):
+        for name, (analyzer, scorer) in systems.items():
+            start = time.perf_counter()
+            analyzer.analyze_batch(texts, [None] * len(texts))
+            times.setdefault((name, "nlp step"), []).append(time.perf_counter() - start)
+            start = time.perf_counter()
+            scorer.score_batch(messages)
+            times.setdefault((name, "Scorer.score_batch"), []).append(time.perf_counter() - start)
+    rows = []
+    for stage in ("nlp step", "Scorer.score_batch"):
+        rate = {name: len(messages) / statistics.median(times[(name, stage)]) for name in systems}
+        rows.append(
+            {"stage": stage, "msg/s before": round(rate["before"], 1), "msg/s after": round(rate["after"], 1),
+             "after / before": round(rate["after"] / rate["before"], 3)}
+        )  # fmt: skip
+    languages = frame["lang"].value_counts().to_dict()
+    table(f"{len(messages)} seed messages {languages}, median of {args.rounds} rounds", rows)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(
+        json.dumps(
+            {
+                "command": f"python benchmarks/pii_speed.py --n {args.n} --rounds {args.rounds}",
+                "messages": len(messages),
+                "languages": languages,
+                "rows": rows,
+            },
+            indent=1,
+        )  # fmt: skip
+        + "\n",
+        encoding="utf-8",
+    )
+    print(f"wrote {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
