@@ -6,7 +6,12 @@ import pytest
 
 from commsrisk.nlp.recognizers.country_specific.china.cn_person_recognizer import starts_with_surname
 from commsrisk.nlp.recognizers.finance.bank_account_recognizer import is_calendar_date
-from commsrisk.nlp.recognizers.generic.ner_recognizer import follows_address_form, is_bare_capital, is_plausible_name
+from commsrisk.nlp.recognizers.generic.ner_recognizer import (
+    follows_address_form,
+    is_bare_capital,
+    is_plausible_name,
+    name_start,
+)
 from commsrisk.nlp.recognizers.generic.phone_recognizer import is_phone_shaped
 
 
@@ -25,6 +30,12 @@ def test_a_lone_capital_opening_a_sentence_is_no_name() -> None:
     assert is_bare_capital(text, text.index("Ticket"), text.index("Ticket") + 6)
     assert is_bare_capital(text, text.index("Pago"), text.index("Pago") + 4)
     assert not is_bare_capital(text, text.index("Pedro"), text.index("Pedro") + 5)
+
+
+def test_titles_and_greetings_are_trimmed_off_a_name() -> None:
+    text = "Hallo Frau Dr. Ingrid Keller"
+    assert text[name_start(text, 0, len(text)) :] == "Ingrid Keller"
+    assert name_start("Monsieur", 0, 8) == 0  # nothing left: the span stays, and is dropped as no name
 
 
 def test_german_single_names_need_a_greeting_or_title() -> None:
@@ -54,3 +65,18 @@ def test_phone_shape(value: str, phone: bool) -> None:
 @pytest.mark.parametrize(("word", "name"), [("王琳", True), ("欧阳娜娜", True), ("操作", False), ("刚刚", False)])
 def test_chinese_surnames(word: str, name: bool) -> None:
     assert starts_with_surname(word) is name
+
+
+def test_names_after_cues_unless_the_ner_saw_an_organisation(text_analyzer) -> None:  # type: ignore[no-untyped-def]
+    from commsrisk.nlp.recognizers.generic.person_cue_recognizer import PersonCueRecognizer
+
+    recognizer = PersonCueRecognizer("en")
+
+    def names(text: str) -> list[str]:
+        arts = text_analyzer.engine.process_text(text, "en")
+        return [text[r.start : r.end] for r in recognizer.analyze(text, ["PERSON"], arts)]
+
+    assert names("Expense claim disputed by Harriet Oakley, please check") == ["Harriet Oakley"]
+    assert names("Dear Tomasz Wojcik-Lane: your visa letter is attached") == ["Tomasz Wojcik-Lane"]
+    assert names("Allocation for Goldman Sachs done, Dear Sir") == []
+    assert names("sent to the desk for review") == []

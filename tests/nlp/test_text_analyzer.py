@@ -132,7 +132,7 @@ def test_pii_types_and_spans(text_analyzer, text: str, lang: str, expected: set[
         ("spread 10.25.300.1 is no address", "en", "IP_ADDRESS"),
         ("Order 232860129 filled at 101.5", "en", "PASSPORT"),
         ("委托编号E12345678已成交", "zh", "PASSPORT"),
-        ("Reset MFA for ticket CHG0031255 on v2.7.0", "en", "PERSON"),
+        ("Raised ticket CHG0031255 on v2.7.0, 250k left", "en", "PERSON"),
         ("Veuillez trouver ci-joint le rapport de lundi. Rappel : réunion à 10h", "fr", "PERSON"),
         ("Nota: el pago de Iberdrola sale el lunes. Ticket abierto en Sistemas", "es", "PERSON"),
         ("Kontoinhaber und Saldo bitte im Auftrag prüfen, Verwendungszweck fehlt", "de", "PERSON"),

@@ -30,6 +30,7 @@ from commsrisk.nlp.recognizers.generic.email_recognizer import BoundaryFreeEmail
 from commsrisk.nlp.recognizers.generic.ip_recognizer import BoundaryFreeIpRecognizer
 from commsrisk.nlp.recognizers.generic.ner_recognizer import NerRecognizer
 from commsrisk.nlp.recognizers.generic.passport_recognizer import PassportRecognizer
+from commsrisk.nlp.recognizers.generic.person_cue_recognizer import PersonCueRecognizer
 from commsrisk.nlp.recognizers.generic.phone_recognizer import RegionalPhoneRecognizer
 
 RecognizerFactory = Callable[[str, list[str]], EntityRecognizer]
@@ -60,6 +61,7 @@ RECOGNIZERS: dict[str, RecognizerFactory] = {
     "CnPersonRecognizer": _ours(CnPersonRecognizer),
     "UsSsnRecognizer": _us_ssn,
     "NerRecognizer": _ours(NerRecognizer),
+    "PersonCueRecognizer": _ours(PersonCueRecognizer),
 }
 
 

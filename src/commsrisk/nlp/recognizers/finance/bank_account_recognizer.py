@@ -31,7 +31,13 @@ class BankAccountRecognizer(CommsriskPatternRecognizer):
     ENTITY = "BANK_ACCOUNT"
     PATTERNS = [
         Pattern("account digits", DIGIT_START + r"\d{7,19}" + DIGIT_END, 0.1),
-        Pattern("UK sort code + account", DIGIT_START + r"\d{2}-\d{2}-\d{2}[ ,/]{1,3}(?:a/c )?\d{8}" + DIGIT_END, 0.5),
+        Pattern(
+            "UK sort code + account",
+            DIGIT_START
+            + r"\d{2}-\d{2}-\d{2}[ ,/:]{1,3}(?:(?:a/c|acct|account)(?: no\.?| number)?[ :]{1,2})?\d{8}"
+            + DIGIT_END,
+            0.5,
+        ),
     ]
     CONTEXT = ["account", "acct", "a/c", "acc"]
 

@@ -71,6 +71,16 @@ _ES_TAIL = (
     r"(?:\s*,?\s*(?:Edif\.|Edificio|Interior|Int\.|Depto\.|Dpto\.|Apt\.|Piso|piso|Puerta|puerta|Esc\.|Local|nº|No\.)"
     r"\s*\w{1,5}){0,3}"
 )
+_TOWN_STATE_ZIP = (
+    r"(?:,\s*"
+    + _CITY
+    + r"(?:\s+(?:de|del|la|las|los|el|y)?\s*"
+    + _CITY
+    + r"){0,4}(?:\s+(?:de\s+la|los|las|de)\s+"
+    + _CITY
+    + r")?(?:,\s*[A-Z]{2,4})?\s+\d{5}(?:-\d{4})?)?"
+)
+"""Mexican and US endings: ", San Marcela de la Montaña, QRO 26488-1186" (town, state, postcode)."""
 _POSTCODE_CITY = r"(?:,?\s+(?:[A-Z]{1,3}-)?\d{4,5}(?:-\d{4})?\s+" + _CITY + r"(?:[\s-]+" + _CITY + r"){0,2})?"
 _CJK = r"[\u4e00-\u9fff]"
 _ZH_ADDRESS = (
@@ -132,7 +142,7 @@ class AddressRecognizer(CommsriskPatternRecognizer):
             "es: street + number",
             START + _ES_STREET + _ES_OF + r"\s+" + _CAP + r"(?:\s+(?:(?:de|del|la|las|los|el|e|y)\s+)?"
             + _CAP + r"){0,6}"
-            + r"\s*,?\s*(?:nº\s*|n\.º\s*|#\s*)?\d{1,5}[A-Za-z]?(?:\s\d{1,4})?" + _ES_TAIL + END,
+            + r"\s*,?\s*(?:nº\s*|n\.º\s*|#\s*)?\d{1,5}[A-Za-z]?(?:\s\d{1,4})?" + _ES_TAIL + _TOWN_STATE_ZIP + END,
             SCORE,
         ),
         Pattern("zh: down to road and number", _ZH_ADDRESS, SCORE),

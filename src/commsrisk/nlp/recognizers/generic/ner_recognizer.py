@@ -68,6 +68,16 @@ def is_bare_capital(text: str, start: int, end: int) -> bool:
     return len(span.split()) == 1 and bool(_CASED_LETTER.match(span)) and opens_sentence(text, start)
 
 
+def name_start(text: str, start: int, end: int) -> int:
+    """Where the name begins once leading greetings and titles are left out ("Frau Ingrid Keller")."""
+    position = start
+    for match in re.finditer(r"\S+", text[start:end]):
+        if match.group(0).strip(".,:;").lower() not in NOT_NAME_WORDS:
+            return start + match.start()
+        position = start + match.end()
+    return position if position < end else start
+
+
 CAPITALISED_NOUNS = frozenset({"de"})
 """Languages whose common nouns are capitalised: one word alone needs a greeting or title before it."""
 _WORD_BEFORE = re.compile(r"(@|[\w.]+)[\s,]*$")
@@ -88,12 +98,12 @@ class NerRecognizer(SpacyRecognizer):
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
     ) -> list[RecognizerResult]:
-        """The NER's findings, without PERSON spans that cannot be names."""
-        return [
-            r
-            for r in super().analyze(text, entities, nlp_artifacts)
-            if r.entity_type != "PERSON" or self._name(text, r)
-        ]
+        """The NER's findings, without PERSON spans that cannot be names; titles and greetings trimmed off."""
+        results = super().analyze(text, entities, nlp_artifacts)
+        for result in results:
+            if result.entity_type == "PERSON":
+                result.start = name_start(text, result.start, result.end)
+        return [r for r in results if r.entity_type != "PERSON" or self._name(text, r)]
 
     def _name(self, text: str, result: RecognizerResult) -> bool:
         span = text[result.start : result.end]
