@@ -121,9 +121,10 @@ def test_thresholds_tune_on_the_seed_corpus(tmp_path: Path) -> None:
             assert row.precision >= 0.8
     assert (tmp_path / "report" / "pr_all-units.png").stat().st_size > 10_000
     report = (tmp_path / "report" / "report.md").read_text()
-    assert "- model_version: `run-ce58d1a32cba+ngram`" in report and "- data_digest: `" in report
+    version = json.loads((REPO / "models/default/commsrisk_model.json").read_text())["version"]
+    assert f"- model_version: `{version}`" in report and "- data_digest: `" in report
     assert "commsrisk thresholds tune --data data/seed/commsrisk_seed.jsonl" in report
-    assert "tuned_for: run-ce58d1a32cba+ngram" in (tmp_path / "proposed.yaml").read_text()
+    assert f"tuned_for: {version}" in (tmp_path / "proposed.yaml").read_text()
 
 
 def test_evaluate_reports_slices_and_confusions_and_logs_them(tmp_path: Path, base_model_dir: Path) -> None:

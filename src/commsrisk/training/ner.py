@@ -31,7 +31,7 @@ from spacy.util import filter_spans, minibatch
 from commsrisk.errors import InvalidInputError
 from commsrisk.nlp.pipelines import ner_training_pipeline
 from commsrisk.training.corpus import LOCALES, PLACEHOLDER
-from commsrisk.training.pii_eval import PiiValueMaker
+from commsrisk.training.pii_eval import PiiValueMaker, read_templates
 
 NER_LABELS: dict[str, str] = {
     "PERSON": "PERSON",
@@ -86,19 +86,11 @@ def read_ner_templates(templates_dir: Path, language: str) -> list[dict[str, str
     paths = sorted(templates_dir.glob(f"{language}_*.jsonl"))
     if not paths:
         raise InvalidInputError(f"no NER templates for '{language}' in {templates_dir} ({language}_*.jsonl)")
-    rows: list[dict[str, str]] = []
-    for path in paths:
-        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-            if not line.strip():
-                continue
-            row = json.loads(line)
-            if not isinstance(row.get("template"), str) or not row.get("id"):
-                raise InvalidInputError(f"{path.name} line {number}: a template needs 'id' and 'template'")
-            unknown = set(PLACEHOLDER.findall(row["template"])) - set(NER_LABELS)
-            if unknown:
-                raise InvalidInputError(f"{path.name} line {number}: unknown placeholders {sorted(unknown)}")
-            rows.append({"id": str(row["id"]), "template": row["template"]})
-    return rows
+    return [
+        {"id": str(row["id"]), "template": row["template"]}
+        for path in paths
+        for row in read_templates(path, NER_LABELS)
+    ]
 
 
 def fill_ner_template(template: str, lang: str, maker: NerValueMaker) -> tuple[str, list[tuple[int, int, str]]]:

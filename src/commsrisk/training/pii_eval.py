@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,8 @@ class PiiValueMaker:
         raise InvalidInputError(f"unknown placeholder {{{{{kind}}}}}; known: {sorted(PII_TYPES)}")
 
 
-def read_templates(path: Path) -> list[dict[str, Any]]:
-    """One writer's templates; a line that is not a template is an error naming it."""
+def read_templates(path: Path, known: Collection[str] = tuple(PII_TYPES)) -> list[dict[str, Any]]:
+    """One writer's templates; a line that is no template or has a placeholder not in `known` is an error."""
     rows = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
@@ -73,9 +73,9 @@ def read_templates(path: Path) -> list[dict[str, Any]]:
         row = json.loads(line)
         if not isinstance(row.get("template"), str) or not row.get("id"):
             raise InvalidInputError(f"{path.name} line {number}: a template needs 'id' and 'template'")
-        for kind in PLACEHOLDER.findall(row["template"]):
-            if kind not in PII_TYPES:
-                raise InvalidInputError(f"{path.name} line {number}: unknown placeholder {{{{{kind}}}}}")
+        unknown = sorted(set(PLACEHOLDER.findall(row["template"])) - set(known))
+        if unknown:
+            raise InvalidInputError(f"{path.name} line {number}: unknown placeholders {unknown}")
         rows.append(row)
     return rows
 

@@ -1,10 +1,10 @@
-"""The one constructor our pattern recognizers share: class attributes say what, this says how."""
+"""The constructors our recognizers share: class attributes say what, these say how."""
 
 from __future__ import annotations
 
 from typing import ClassVar
 
-from presidio_analyzer import Pattern, PatternRecognizer
+from presidio_analyzer import EntityRecognizer, Pattern, PatternRecognizer
 
 from commsrisk.nlp.recognizers.boundaries import CASE_SENSITIVE
 
@@ -33,3 +33,23 @@ class CommsriskPatternRecognizer(PatternRecognizer):
             global_regex_flags=self.REGEX_FLAGS,
             country_code=self.COUNTRY_CODE,
         )
+
+
+class CommsriskEntityRecognizer(EntityRecognizer):
+    """A recognizer that reads the shared parse (nothing to load), one instance per language.
+
+    Subclasses set ENTITIES and implement `analyze`.
+    """
+
+    ENTITIES: ClassVar[list[str]]
+
+    def __init__(self, supported_language: str = "en", context: list[str] | None = None) -> None:
+        super().__init__(
+            supported_entities=self.ENTITIES,
+            name=f"{type(self).__name__}_{supported_language}",
+            supported_language=supported_language,
+            context=context,
+        )
+
+    def load(self) -> None:
+        """Nothing to load: what it reads comes with the parse."""

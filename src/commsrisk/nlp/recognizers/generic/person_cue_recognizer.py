@@ -10,9 +10,10 @@ Budget: < 1 ms per message.
 from __future__ import annotations
 
 import regex
-from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
 
+from commsrisk.nlp.recognizers.base import CommsriskEntityRecognizer
 from commsrisk.nlp.recognizers.generic.ner_recognizer import NOT_NAME_WORDS
 
 SCORE = 0.5
@@ -29,19 +30,10 @@ NOT_PEOPLE = frozenset({"ORG", "GPE", "NORP", "PRODUCT"})
 """What the NER read that vetoes a name (it calls names FAC or LOC too often for those to count)."""
 
 
-class PersonCueRecognizer(EntityRecognizer):
+class PersonCueRecognizer(CommsriskEntityRecognizer):
     """PERSON: a first and last name right after a word that introduces a person."""
 
-    def __init__(self, supported_language: str = "en", context: list[str] | None = None) -> None:
-        super().__init__(
-            supported_entities=["PERSON"],
-            name=f"PersonCueRecognizer_{supported_language}",
-            supported_language=supported_language,
-            context=context,
-        )
-
-    def load(self) -> None:
-        """Nothing to load."""
+    ENTITIES = ["PERSON"]
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None

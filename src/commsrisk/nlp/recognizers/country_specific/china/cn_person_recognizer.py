@@ -6,8 +6,10 @@ character NER's false names are single characters and ordinary words (操作, �
 
 from __future__ import annotations
 
-from presidio_analyzer import EntityRecognizer, RecognizerResult
+from presidio_analyzer import RecognizerResult
 from presidio_analyzer.nlp_engine import NlpArtifacts
+
+from commsrisk.nlp.recognizers.base import CommsriskEntityRecognizer
 
 SCORE = 0.45
 SURNAMES = frozenset(
@@ -30,21 +32,11 @@ def starts_with_surname(word: str) -> bool:
     return word[:1] in SURNAMES or word[:2] in COMPOUND_SURNAMES
 
 
-class CnPersonRecognizer(EntityRecognizer):
-    """PERSON for tokens that jieba tagged as person names (2-4 characters)."""
+class CnPersonRecognizer(CommsriskEntityRecognizer):
+    """PERSON for the parse's names (character NER or jieba tags): 2-4 characters, from a surname."""
 
+    ENTITIES = ["PERSON"]
     COUNTRY_CODE = "cn"
-
-    def __init__(self, supported_language: str = "zh", context: list[str] | None = None) -> None:
-        super().__init__(
-            supported_entities=["PERSON"],
-            name=f"CnPersonRecognizer_{supported_language}",
-            supported_language=supported_language,
-            context=context,
-        )
-
-    def load(self) -> None:
-        """Nothing to load: the tags come with the parse."""
 
     def analyze(
         self, text: str, entities: list[str], nlp_artifacts: NlpArtifacts | None = None
