@@ -165,7 +165,6 @@ def thresholds_tune(
     from commsrisk.thresholds.policy import dump_policy
     from commsrisk.thresholds.store import diff_policies, policy_in_force
     from commsrisk.thresholds.tuning import Target, TuningTargets, log_tuning_run, tune_policy, write_report
-    from commsrisk.training.pipeline import frame_messages
     from commsrisk.training.scored_evaluation import rows_to_judge, score_table
 
     settings = Settings.load()
@@ -179,7 +178,7 @@ def thresholds_tune(
         scorer.explain = False
         metadata = getattr(scorer.classifier, "metadata", {}) or {}
         frame, note = rows_to_judge(labeled, metadata, splits=("calibration", "test"), held_out_only=held_out_only)
-        scored = score_table(scorer, frame, frame_messages(frame))
+        scored = score_table(scorer, frame)
         base = policy_in_force(settings.thresholds)
         policy, rows = tune_policy(
             scored[[f"score_{r}" for r in RISKS]].to_numpy(),

@@ -83,11 +83,11 @@ def rows_to_judge(
     return frame, f"all {len(frame)} messages"
 
 
-def score_table(
-    scorer: Any, frame: pd.DataFrame, messages: Sequence[Message], *, batch_size: int = 128
-) -> pd.DataFrame:
-    """Per message: id, business unit, the pipeline's score per risk and the label per risk."""
-    results = score_frame(scorer, messages, batch_size=batch_size)
+def score_table(scorer: Any, frame: pd.DataFrame, *, batch_size: int = 128) -> pd.DataFrame:
+    """Per row of a labeled frame: id, business unit, the pipeline's score per risk and the label per risk."""
+    from commsrisk.training.pipeline import frame_messages
+
+    results = score_frame(scorer, frame_messages(frame), batch_size=batch_size)
     return pd.DataFrame(
         {
             "message_id": frame["message_id"],
