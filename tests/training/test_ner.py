@@ -94,3 +94,8 @@ def test_a_folder_that_is_not_an_earlier_ner_is_never_emptied(tmp_path: Path) ->
     with pytest.raises(InvalidInputError, match="not empty and holds no earlier NER"):
         train_ner("de", tmp_path / "out", templates_dir=templates, epochs=1, fills=1)
     assert (tmp_path / "out" / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_the_shipped_ner_loads_from_another_working_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # a notebook in notebooks/, a command run elsewhere
+    assert "ner" in build_pipeline("es", NlpSettings()).pipe_names

@@ -208,7 +208,19 @@ class CharacterNer:
         return doc
 
 
+CHECKOUT = Path(__file__).resolve().parents[3]
+"""The source checkout this package runs from (an editable install); a fallback for relative folders."""
+
+
+def resolve_model_dir(path: Path) -> Path:
+    """A relative folder from the working directory, else from the checkout (a notebook, another cwd)."""
+    if path.is_absolute() or path.exists() or not (CHECKOUT / path).exists():
+        return path
+    return CHECKOUT / path
+
+
 def _load_ner(model_dir: Path, language: str) -> Language:
+    model_dir = resolve_model_dir(model_dir)
     if not (model_dir / "config.cfg").is_file():
         raise ModelNotAvailableError(
             f"NER model for '{language}' not found at {model_dir}; train it with `commsrisk train-ner "
