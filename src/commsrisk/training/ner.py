@@ -30,8 +30,8 @@ from spacy.util import filter_spans, minibatch
 
 from commsrisk.errors import InvalidInputError
 from commsrisk.nlp.pipelines import ner_training_pipeline
-from commsrisk.training.corpus import LOCALES, PLACEHOLDER
-from commsrisk.training.pii_eval import PiiValueMaker, read_templates
+from commsrisk.training.corpus import LOCALES
+from commsrisk.training.pii_eval import PiiValueMaker, fill_template, read_templates
 
 NER_LABELS: dict[str, str] = {
     "PERSON": "PERSON",
@@ -94,21 +94,9 @@ def read_ner_templates(templates_dir: Path, language: str) -> list[dict[str, str
 
 
 def fill_ner_template(template: str, lang: str, maker: NerValueMaker) -> tuple[str, list[tuple[int, int, str]]]:
-    """The filled text and (start, end, label) of every placeholder's value."""
-    parts: list[str] = []
-    spans: list[tuple[int, int, str]] = []
-    position = cursor = 0
-    for match in PLACEHOLDER.finditer(template):
-        literal = template[cursor : match.start()]
-        parts.append(literal)
-        position += len(literal)
-        value = maker.value(match.group(1), lang).strip()
-        spans.append((position, position + len(value), NER_LABELS[match.group(1)]))
-        parts.append(value)
-        position += len(value)
-        cursor = match.end()
-    parts.append(template[cursor:])
-    return "".join(parts), spans
+    """The filled text and (start, end, label) of every placeholder's value (trimmed of spaces)."""
+    text, spans = fill_template(template, lang, maker, NER_LABELS, strip=True)
+    return text, [(span["start"], span["end"], span["type"]) for span in spans]
 
 
 def build_examples(

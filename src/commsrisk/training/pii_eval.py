@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from commsrisk.errors import InvalidInputError
 from commsrisk.training.corpus import LOCALES, PLACEHOLDER, PiiFaker
@@ -80,8 +80,21 @@ def read_templates(path: Path, known: Collection[str] = tuple(PII_TYPES)) -> lis
     return rows
 
 
-def fill_template(template: str, lang: str, maker: PiiValueMaker) -> tuple[str, list[dict[str, Any]]]:
-    """The filled text and a span (start, end, type) for every placeholder."""
+class ValueMaker(Protocol):
+    """Anything that makes a value for a placeholder kind in a language."""
+
+    def value(self, kind: str, lang: str) -> str:
+        """A value for `kind` in the locales of `lang`."""
+        ...
+
+
+def fill_template(
+    template: str, lang: str, maker: ValueMaker, labels: Mapping[str, str] = PII_TYPES, *, strip: bool = False
+) -> tuple[str, list[dict[str, Any]]]:
+    """The filled text and a span (start, end, type) for every placeholder, typed by `labels`.
+
+    `strip` trims each value's surrounding spaces first (a training span must not end in a space).
+    """
     parts: list[str] = []
     spans: list[dict[str, Any]] = []
     position = cursor = 0
@@ -90,7 +103,8 @@ def fill_template(template: str, lang: str, maker: PiiValueMaker) -> tuple[str, 
         parts.append(literal)
         position += len(literal)
         value = maker.value(match.group(1), lang)
-        spans.append({"start": position, "end": position + len(value), "type": PII_TYPES[match.group(1)]})
+        value = value.strip() if strip else value
+        spans.append({"start": position, "end": position + len(value), "type": labels[match.group(1)]})
         parts.append(value)
         position += len(value)
         cursor = match.end()
