@@ -3,10 +3,13 @@
     .venv/bin/python benchmarks/pii_speed.py            # 600 messages of the seed corpus, 3 rounds
     .venv/bin/python benchmarks/pii_speed.py --n 200    # a smoke test
 
-"before" is the nlp step as it was: the English spaCy model, blank pipelines with our tokenizers
-for the other languages, jieba's tags for Chinese names. "after" is the default now: French
-(fr_core_news_md) and Japanese (GiNZA) spaCy models, our NER for German, Spanish and Chinese.
-Both use today's recognizers, so the difference is what the pipelines cost. The same messages
+"before" is the nlp step as it was before issue 13: the English spaCy model, blank pipelines
+with our tokenizers for the other languages, jieba's tags for Chinese names, and only the
+recognizers that existed then (recognizers.yaml of 62f2e13: e-mail, IBAN, card, SWIFT, ISIN,
+CUSIP, account, phone, Chinese id/phone/name, US SSN, English names; in today's versions, with
+today's context words and context enhancer). "after" is the default now: French
+(fr_core_news_md) and Japanese (GiNZA) spaCy models, our NER for German, Spanish and Chinese, and
+every recognizer (addresses, passports, IPs, phone shapes, Presidio's country ids, My Number). The same messages
 go through `Scorer.score_batch` (classifier included, what `commsrisk score` runs) and the nlp
 step alone, alternating rounds so that machine noise hits both. Writes
 benchmarks/results/pii_speed.json.
@@ -18,6 +21,7 @@ import argparse
 import json
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -27,6 +31,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from run import corpus, table  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "pii_speed.json"
+BEFORE_RECOGNIZERS = {
+    "BoundaryFreeEmailRecognizer", "BoundaryFreeIbanRecognizer", "BoundaryFreeCreditCardRecognizer",
+    "SwiftBicRecognizer", "IsinRecognizer", "CusipRecognizer", "BankAccountRecognizer", "RegionalPhoneRecognizer",
+    "CnPhoneRecognizer", "CnResidentIdRecognizer", "CnPersonRecognizer", "UsSsnRecognizer", "NerRecognizer",
+}  # fmt: skip
+"""The recognizers of 62f2e13 (its SpacyPersonRecognizer is today's NerRecognizer, English only then)."""
+
+
+def before_recognizers(folder: Path) -> Path:
+    """The shipped recognizers YAML cut down to the recognizers that ran before issue 13."""
+    import yaml
+
+    from commsrisk.nlp.recognizers.registry import load_recognizers_config
+
+    config = load_recognizers_config()
+    entries = [e.model_dump() for e in config.recognizers if e.name in BEFORE_RECOGNIZERS]
+    for entry in entries:
+        if entry["name"] == "NerRecognizer":
+            entry["languages"] = {"en": []}
+    path = folder / "recognizers_before.yaml"
+    path.write_text(yaml.safe_dump({"recognizers": entries}, allow_unicode=True), encoding="utf-8")
+    return path
 
 
 def main() -> None:
@@ -44,8 +70,11 @@ def main() -> None:
     messages = frame_messages(frame.assign(lang=None))
     base = {"base_model": str(REPO / "models/base/multilingual-e5-small"), "default_dir": REPO / "models/default"}
     after = Settings.load(model=base)
+    folder = Path(tempfile.mkdtemp())
     before = Settings.load(
-        model=base, nlp={"spacy_models": {"en": after.nlp.spacy_models["en"]}, "ner_models": {}}
+        model=base,
+        nlp={"spacy_models": {"en": after.nlp.spacy_models["en"]}, "ner_models": {},
+             "recognizers": before_recognizers(folder)},
     )  # fmt: skip
     systems = {}
     for name, settings in (("before", before), ("after", after)):

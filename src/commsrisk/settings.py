@@ -64,6 +64,11 @@ class NlpSettings(BaseModel):
         "language's blank pipeline; a missing folder is an error.",
     )
     languages: tuple[str, ...] = Field(LANGUAGES, description="Languages with their own pipeline.")
+    recognizers: Path | None = Field(
+        None,
+        description="A recognizers YAML replacing the shipped commsrisk/nlp/recognizers.yaml (which recognizers "
+        "run, per language, with which context words).",
+    )
     pii_min_score: float = Field(0.4, ge=0.0, le=1.0, description="Presidio findings below this are dropped.")
     spacy_batch_size: int = Field(64, gt=0)
 

@@ -35,8 +35,27 @@ class Evidence:
 SignalFn = Callable[[Evidence], dict[str, float]]
 
 PII_GROUPS: dict[str, tuple[str, ...]] = {
-    "financial": ("IBAN", "CREDIT_CARD", "SWIFT", "BIC", "ISIN", "CUSIP", "BANK", "ACCOUNT", "CARD"),
-    "government_id": ("RESIDENT_ID", "SSN", "PASSPORT", "NATIONAL", "TAX", "DRIVER", "ITIN", "NIF", "DNI", "NIR"),
+    "financial": ("IBAN", "CREDIT_CARD", "SWIFT", "BIC", "ISIN", "CUSIP", "BANK", "ACCOUNT", "CARD", "ROUTING"),
+    "government_id": (
+        "RESIDENT_ID",
+        "SSN",
+        "PASSPORT",
+        "NATIONAL",
+        "TAX",
+        "DRIVER",
+        "ITIN",
+        "NIF",
+        "DNI",
+        "NIR",
+        "NIE",
+        "NHS",
+        "NINO",
+        "NRIC",
+        "SIN",
+        "TFN",
+        "MY_NUMBER",
+        "MEDICAL_LICENSE",
+    ),
     "contact": ("EMAIL", "PHONE", "MOBILE", "URL", "HANDLE", "WECHAT", "WHATSAPP"),
     "person": ("PERSON",),
 }

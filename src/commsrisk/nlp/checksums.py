@@ -65,3 +65,16 @@ def cusip_is_valid(cusip: str) -> bool:
             value *= 2
         total += value // 10 + value % 10
     return (10 - total % 10) % 10 == int(cusip[8])
+
+
+def jp_my_number_check_digit(body: str) -> str:
+    """The check digit of an 11-digit Japanese individual number body (マイナンバー, MIC ordinance art. 5)."""
+    total = sum(int(d) * (n + 1 if n <= 6 else n - 5) for n, d in enumerate(reversed(body), start=1))
+    remainder = total % 11
+    return "0" if remainder <= 1 else str(11 - remainder)
+
+
+def jp_my_number_is_valid(number: str) -> bool:
+    """12 digits (spaces or dashes between groups allowed) whose last is the check digit."""
+    digits = "".join(ch for ch in number if ch.isdigit())
+    return len(digits) == 12 and jp_my_number_check_digit(digits[:11]) == digits[11]

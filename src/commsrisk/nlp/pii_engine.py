@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
-from presidio_analyzer.context_aware_enhancers import LemmaContextAwareEnhancer
 from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 from spacy.language import Language
 
+from commsrisk.nlp.context_enhancer import CONTEXT_DISTANCE, NearestContextEnhancer
 from commsrisk.nlp.recognizers.registry import RecognizersConfig, build_recognizers, load_recognizers_config
 
 logger = logging.getLogger(__name__)
@@ -20,6 +21,20 @@ PRIORITY: dict[str, int] = {
     "CREDIT_CARD": 4,
     "ISIN": 4,
     "US_SSN": 3,
+    "IP_ADDRESS": 3,
+    # country ids, each gated by its own word and most with a check digit
+    "JP_MY_NUMBER": 3,
+    "ABA_ROUTING_NUMBER": 3,
+    "US_ITIN": 3,
+    "UK_NHS": 3,
+    "UK_NINO": 3,
+    "MEDICAL_LICENSE": 3,
+    "SG_NRIC_FIN": 3,
+    "CA_SIN": 3,
+    "AU_TFN": 3,
+    "ES_NIF": 3,
+    "ES_NIE": 3,
+    "DE_TAX_ID": 3,  # four octets in range: 211.84.172.4 is not the phone 211.84.172
     "EMAIL_ADDRESS": 3,
     "LOCATION": 3,  # a street word and a number: a postcode inside it is not a phone number
     "PHONE_NUMBER": 2,
@@ -83,9 +98,11 @@ class PipelinesNlpEngine(SpacyNlpEngine):
         self.nlp = dict(self._pipelines)
 
 
-def build_analyzer(engine: PipelinesNlpEngine, languages: Sequence[str], min_score: float) -> AnalyzerEngine:
-    """The Presidio analyzer with our recognizers from recognizers.yaml."""
-    config = load_recognizers_config()
+def build_analyzer(
+    engine: PipelinesNlpEngine, languages: Sequence[str], min_score: float, recognizers: Path | None = None
+) -> AnalyzerEngine:
+    """The Presidio analyzer with our recognizers from `recognizers` (default: the shipped recognizers.yaml)."""
+    config = load_recognizers_config(recognizers)
     registry = RecognizerRegistry(supported_languages=list(languages))
     for recognizer in build_recognizers(config, languages):
         registry.add_recognizer(recognizer)
@@ -95,7 +112,7 @@ def build_analyzer(engine: PipelinesNlpEngine, languages: Sequence[str], min_sco
         nlp_engine=engine,
         supported_languages=list(languages),
         default_score_threshold=min_score,
-        context_aware_enhancer=LemmaContextAwareEnhancer(
+        context_aware_enhancer=NearestContextEnhancer(
             context_similarity_factor=0.35,
             min_score_with_context_similarity=0.45,
             context_prefix_count=CONTEXT_WORDS_BEFORE,
@@ -122,10 +139,26 @@ def keep_context_words(engine: PipelinesNlpEngine, config: RecognizersConfig) ->
 
 
 def resolve_overlaps(results: Sequence[RecognizerResult]) -> list[RecognizerResult]:
-    """Keep the strongest of overlapping findings: priority, then score, then length."""
-    ranked = sorted(results, key=lambda r: (PRIORITY.get(r.entity_type, 0), r.score, r.end - r.start), reverse=True)
+    """Keep the strongest of overlapping findings.
+
+    Priority first; then a finding backed by a context word over one without; then the one
+    whose context word is nearer ("margin call on the account 2785886145" is an account); then
+    score and length.
+    """
+    ranked = sorted(results, key=_strength, reverse=True)
     kept: list[RecognizerResult] = []
     for result in ranked:
         if all(result.end <= k.start or result.start >= k.end for k in kept):
             kept.append(result)
     return sorted(kept, key=lambda r: (r.start, r.end))
+
+
+def _strength(result: RecognizerResult) -> tuple[int, bool, int, float, int]:
+    distance = (result.recognition_metadata or {}).get(CONTEXT_DISTANCE)
+    return (
+        PRIORITY.get(result.entity_type, 0),
+        distance is not None,
+        -distance if distance is not None else 0,
+        result.score,
+        result.end - result.start,
+    )

@@ -2,9 +2,9 @@
 
 English, French and Japanese use the trained spaCy packages named in settings (Japanese is GiNZA).
 German, Spanish and Chinese have no trained package that installs offline: they get a blank
-pipeline with the right words (Chinese segmented by jieba's POS tagger, Spanish/German by spaCy's
-rules) and the NER we train here on our writers' templates (`commsrisk train-ner`). Every NER's
-labels are mapped to one label set; every pipeline sets a lemma (Presidio's context words match
+pipeline with the right words (Chinese segmented by jieba, Spanish/German by spaCy's rules) and
+the NER we train here on our writers' templates (`commsrisk train-ner`). Every NER's labels are
+mapped to one label set; every pipeline sets a lemma (Presidio's context words match
 on lemmas) and counts its parses.
 """
 
@@ -101,24 +101,34 @@ def jieba_entities(doc: Doc) -> Doc:
     return doc
 
 
-class JiebaPosTokenizer:
-    """Chinese words and POS tags from one jieba pass (jieba.posseg)."""
+class JiebaTokenizer:
+    """Chinese words from jieba; with `tags`, also its POS tags (jieba.posseg, about 50x slower).
 
-    def __init__(self, vocab: spacy.vocab.Vocab) -> None:
+    Only the pipeline without an NER reads the tags (names from jieba's `nr`); with our character
+    NER, plain `jieba.cut` gives the words Presidio's context words need.
+    """
+
+    def __init__(self, vocab: spacy.vocab.Vocab, tags: bool = False) -> None:
         import jieba
         import jieba.posseg
 
         jieba.setLogLevel(logging.WARNING)
         self.vocab = vocab
-        self._cut = jieba.posseg.cut
+        self.tags = tags
+        self._cut_tagged = jieba.posseg.cut
+        self._cut = jieba.cut
 
     def __call__(self, text: str) -> Doc:
         """Segment `text`; whitespace runs become spaces after the previous word."""
+        pairs = (
+            ((p.word, p.flag) for p in self._cut_tagged(text, HMM=True))
+            if self.tags
+            else ((w, "") for w in self._cut(text, HMM=True))
+        )
         words: list[str] = []
         tags: list[str] = []
         spaces: list[bool] = []
-        for pair in self._cut(text, HMM=True):
-            word, flag = pair.word, pair.flag
+        for word, flag in pairs:
             if word.isspace():
                 if words and word == " " and not spaces[-1]:
                     spaces[-1] = True
@@ -131,8 +141,9 @@ class JiebaPosTokenizer:
             tags.append(flag)
             spaces.append(False)
         doc = Doc(self.vocab, words=words, spaces=spaces)
-        for token, tag in zip(doc, tags, strict=True):
-            token.tag_ = tag
+        if self.tags:
+            for token, tag in zip(doc, tags, strict=True):
+                token.tag_ = tag
         return doc
 
 
@@ -171,11 +182,14 @@ def _finish(nlp: Language) -> Language:
     return nlp
 
 
-def blank_pipeline(language: str) -> Language:
-    """The blank pipeline with our tokenizer for a language (what a trained NER of ours is added to)."""
+def blank_pipeline(language: str, tags: bool = False) -> Language:
+    """The blank pipeline with our tokenizer for a language (what a trained NER of ours is added to).
+
+    `tags`: Chinese words with jieba's POS tags, for the pipeline that finds names from them.
+    """
     nlp = spacy.blank(language if language != "ja" else "xx")
     if language == "zh":
-        nlp.tokenizer = JiebaPosTokenizer(nlp.vocab)
+        nlp.tokenizer = JiebaTokenizer(nlp.vocab, tags=tags)
     elif language == "ja":
         nlp.tokenizer = ScriptRunTokenizer(nlp.vocab)
     return nlp
@@ -252,7 +266,7 @@ def build_pipeline(language: str, settings: NlpSettings) -> Language:
     ner_dir = settings.ner_models.get(language)
     if ner_dir is not None:
         return _finish(_load_ner(ner_dir, language))
-    nlp = blank_pipeline(language)
+    nlp = blank_pipeline(language, tags=language == "zh")
     if language == "zh":
         nlp.add_pipe("commsrisk_jieba_entities")
     return _finish(nlp)

@@ -105,5 +105,5 @@ def build_text_analyzer(settings: NlpSettings) -> TextAnalyzer:
     logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
     pipelines = build_pipelines(settings)
     engine = PipelinesNlpEngine(pipelines)
-    analyzer = build_analyzer(engine, list(pipelines), settings.pii_min_score)
+    analyzer = build_analyzer(engine, list(pipelines), settings.pii_min_score, settings.recognizers)
     return TextAnalyzer(LanguageDetector(list(pipelines)), engine, analyzer, settings)

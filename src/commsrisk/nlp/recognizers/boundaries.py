@@ -8,6 +8,9 @@ START = r"(?<![A-Za-z0-9])"
 END = r"(?![A-Za-z0-9])"
 DIGIT_START = r"(?<![0-9])"
 DIGIT_END = r"(?![0-9])"
+NOT_IN_PHONE = r"(?<![+)])(?<!\+\d[ -])(?<!\+\d\d[ -])(?<!\+\d\d\d[ -])"
+"""Not right after a country code or a parenthesised trunk 0 (`+34 981987660`, `+44(0)292018244`):
+digits there belong to a phone number, whatever word stands near them."""
 CASE_SENSITIVE = 0x08 | 0x10  # re.MULTILINE | re.DOTALL, without Presidio's default IGNORECASE
 
 

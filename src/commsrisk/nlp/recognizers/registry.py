@@ -13,13 +13,28 @@ from pathlib import Path
 
 import yaml
 from presidio_analyzer import EntityRecognizer
-from presidio_analyzer.predefined_recognizers import UsSsnRecognizer
+from presidio_analyzer.predefined_recognizers import (
+    AbaRoutingRecognizer,
+    AuTfnRecognizer,
+    CaSinRecognizer,
+    DeTaxIdRecognizer,
+    EsNieRecognizer,
+    EsNifRecognizer,
+    MedicalLicenseRecognizer,
+    NhsRecognizer,
+    SgFinRecognizer,
+    UkNinoRecognizer,
+    UsItinRecognizer,
+    UsSsnRecognizer,
+)
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from commsrisk.errors import ConfigurationError
 from commsrisk.nlp.recognizers.country_specific.china.cn_person_recognizer import CnPersonRecognizer
 from commsrisk.nlp.recognizers.country_specific.china.cn_phone_recognizer import CnPhoneRecognizer
 from commsrisk.nlp.recognizers.country_specific.china.cn_resident_id_recognizer import CnResidentIdRecognizer
+from commsrisk.nlp.recognizers.country_specific.japan.jp_my_number_recognizer import JpMyNumberRecognizer
+from commsrisk.nlp.recognizers.country_specific.presidio_country import context_gated
 from commsrisk.nlp.recognizers.finance.bank_account_recognizer import BankAccountRecognizer
 from commsrisk.nlp.recognizers.finance.credit_card_recognizer import BoundaryFreeCreditCardRecognizer
 from commsrisk.nlp.recognizers.finance.iban_recognizer import BoundaryFreeIbanRecognizer
@@ -31,7 +46,7 @@ from commsrisk.nlp.recognizers.generic.ip_recognizer import BoundaryFreeIpRecogn
 from commsrisk.nlp.recognizers.generic.ner_recognizer import NerRecognizer
 from commsrisk.nlp.recognizers.generic.passport_recognizer import PassportRecognizer
 from commsrisk.nlp.recognizers.generic.person_cue_recognizer import PersonCueRecognizer
-from commsrisk.nlp.recognizers.generic.phone_recognizer import RegionalPhoneRecognizer
+from commsrisk.nlp.recognizers.generic.phone_recognizer import PhoneShapeRecognizer, RegionalPhoneRecognizer
 
 RecognizerFactory = Callable[[str, list[str]], EntityRecognizer]
 
@@ -56,10 +71,28 @@ RECOGNIZERS: dict[str, RecognizerFactory] = {
     "CusipRecognizer": _ours(CusipRecognizer),
     "BankAccountRecognizer": _ours(BankAccountRecognizer),
     "RegionalPhoneRecognizer": _ours(RegionalPhoneRecognizer),
+    "PhoneShapeRecognizer": _ours(PhoneShapeRecognizer),
     "CnPhoneRecognizer": _ours(CnPhoneRecognizer),
     "CnResidentIdRecognizer": _ours(CnResidentIdRecognizer),
     "CnPersonRecognizer": _ours(CnPersonRecognizer),
     "UsSsnRecognizer": _us_ssn,
+    "JpMyNumberRecognizer": _ours(JpMyNumberRecognizer),
+    **{
+        cls.__name__: _ours(context_gated(cls))
+        for cls in (
+            AbaRoutingRecognizer,
+            UsItinRecognizer,
+            NhsRecognizer,
+            UkNinoRecognizer,
+            MedicalLicenseRecognizer,
+            SgFinRecognizer,
+            CaSinRecognizer,
+            AuTfnRecognizer,
+            EsNifRecognizer,
+            EsNieRecognizer,
+            DeTaxIdRecognizer,
+        )
+    },
     "NerRecognizer": _ours(NerRecognizer),
     "PersonCueRecognizer": _ours(PersonCueRecognizer),
 }

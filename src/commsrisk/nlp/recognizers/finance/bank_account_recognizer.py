@@ -11,7 +11,7 @@ from datetime import date
 from presidio_analyzer import Pattern
 
 from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
-from commsrisk.nlp.recognizers.boundaries import DIGIT_END, DIGIT_START
+from commsrisk.nlp.recognizers.boundaries import DIGIT_END, DIGIT_START, NOT_IN_PHONE
 
 
 def is_calendar_date(digits: str) -> bool:
@@ -30,7 +30,7 @@ class BankAccountRecognizer(CommsriskPatternRecognizer):
 
     ENTITY = "BANK_ACCOUNT"
     PATTERNS = [
-        Pattern("account digits", DIGIT_START + r"\d{7,19}" + DIGIT_END, 0.1),
+        Pattern("account digits", DIGIT_START + NOT_IN_PHONE + r"\d{7,19}" + DIGIT_END, 0.1),
         Pattern(
             "UK sort code + account",
             DIGIT_START
@@ -39,7 +39,7 @@ class BankAccountRecognizer(CommsriskPatternRecognizer):
             0.5,
         ),
     ]
-    CONTEXT = ["account", "acct", "a/c", "acc"]
+    CONTEXT = ["account", "acct", "a/c"]
 
     def invalidate_result(self, pattern_text: str) -> bool:
         """Dates written as eight digits are not accounts."""

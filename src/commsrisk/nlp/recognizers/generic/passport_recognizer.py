@@ -12,7 +12,7 @@ from __future__ import annotations
 from presidio_analyzer import Pattern
 
 from commsrisk.nlp.recognizers.base import CommsriskPatternRecognizer
-from commsrisk.nlp.recognizers.boundaries import END, START
+from commsrisk.nlp.recognizers.boundaries import END, NOT_IN_PHONE, START
 
 GATED = 0.05
 """Base score: with the context boost (+0.35) a finding reaches the 0.4 threshold, without it never."""
@@ -24,7 +24,7 @@ class PassportRecognizer(CommsriskPatternRecognizer):
     ENTITY = "PASSPORT"
     PATTERNS = [
         Pattern("letters + digits (US, CN, JP, IT, AT)", START + r"[A-Z]{1,2}\d{7,8}" + END, GATED),
-        Pattern("nine digits (US, UK)", START + r"\d{9}" + END, GATED),
+        Pattern("nine digits (US, UK)", START + NOT_IN_PHONE + r"\d{9}" + END, GATED),
         Pattern("France", START + r"\d{2}[A-Z]{2}\d{5}" + END, GATED),
         Pattern("Spain", START + r"[A-Z]{3}\d{6}" + END, GATED),
         Pattern("Germany", START + r"[CFGHJKLMNPRTVWXYZ][CFGHJKLMNPRTVWXYZ0-9]{8}" + END, GATED),
