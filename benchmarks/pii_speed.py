@@ -7,8 +7,8 @@
 with our tokenizers for the other languages, jieba's tags for Chinese names, and only the
 recognizers that existed then (recognizers.yaml of 62f2e13: e-mail, IBAN, card, SWIFT, ISIN,
 CUSIP, account, phone, Chinese id/phone/name, US SSN, English names; in today's versions, with
-today's context words and context enhancer). "after" is the default now: French
-(fr_core_news_md) and Japanese (GiNZA) spaCy models, our NER for German, Spanish and Chinese, and
+today's context words and context enhancer). "after" is the default now: the French spaCy
+model (fr_core_news_md), our NER for German, Spanish, Chinese and Japanese, and
 every recognizer (addresses, passports, IPs, phone shapes, Presidio's country ids, My Number). The same messages
 go through `Scorer.score_batch` (classifier included, what `commsrisk score` runs) and the nlp
 step alone, alternating rounds so that machine noise hits both. Writes

