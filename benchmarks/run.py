@@ -140,22 +140,20 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
             "ratio to (1)": len(texts) / t / base,
         }
     )
-    scorer.explain = False
-    t, _ = timed(lambda: scorer.score_batch(messages))
+    t, _ = timed(lambda: scorer.score_batch(messages, explain="signals"))
     rows.append(
         {
-            "system": "(3) commsrisk Scorer.score_batch (no explanations)",
+            "system": "(3) commsrisk Scorer.score_batch (signals only)",
             "messages": len(texts),
             "seconds": t,
             "msg/s": len(texts) / t,
             "ratio to (1)": len(texts) / t / base,
         }
     )
-    scorer.explain = True
-    t, _ = timed(lambda: scorer.score_batch(messages))
+    t, _ = timed(lambda: scorer.score_batch(messages, explain="phrases"))
     rows.append(
         {
-            "system": "(3b) commsrisk Scorer.score_batch (explanations for flags)",
+            "system": "(3b) commsrisk Scorer.score_batch (phrases for flags)",
             "messages": len(texts),
             "seconds": t,
             "msg/s": len(texts) / t,
@@ -165,8 +163,9 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     return rows
 
 
-def service(frame: pd.DataFrame, clients: int, base_rate: float) -> dict[str, object]:
-    """(4): the real service over loopback, `clients` concurrent clients, one message per request."""
+def service(frame: pd.DataFrame, passes: list[tuple[int, str | None]], base_rate: float) -> list[dict[str, object]]:
+    """(4): the real service over loopback; per pass, `clients` concurrent clients, one message per
+    request, asking for that explanation (None: the service's default)."""
     import httpx
 
     with socket.socket() as sock:
@@ -202,31 +201,37 @@ def service(frame: pd.DataFrame, clients: int, base_rate: float) -> dict[str, ob
                 pass
             time.sleep(0.5)
         texts = frame["text"].tolist()
-        latencies: list[float] = []
+        rows = []
         with httpx.Client(timeout=120) as client:
             client.post(f"{url}/score", json={"message": {"text": "warm up"}})
+            for clients, explain in passes:
+                latencies: list[float] = []
+                extra = {"explain": explain} if explain else {}
 
-            def one(text: str) -> None:
-                start = time.perf_counter()
-                response = client.post(f"{url}/score", json={"message": {"text": text}})
-                response.raise_for_status()
-                latencies.append(time.perf_counter() - start)
+                def one(text: str, extra: dict[str, str] = extra, latencies: list[float] = latencies) -> None:
+                    start = time.perf_counter()
+                    response = client.post(f"{url}/score", json={"message": {"text": text}, **extra})
+                    response.raise_for_status()
+                    latencies.append(time.perf_counter() - start)
 
-            t, _ = timed(lambda: list(ThreadPoolExecutor(clients).map(one, texts)))
+                t, _ = timed(lambda clients=clients, one=one: list(ThreadPoolExecutor(clients).map(one, texts)))
+                q = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
+                rows.append(
+                    {
+                        "system": f"(4) HTTP /score, {clients} concurrent clients, {explain or 'default'} explanation",
+                        "messages": len(texts),
+                        "seconds": t,
+                        "msg/s": len(texts) / t,
+                        "ratio to (1)": len(texts) / t / base_rate,
+                        "p50 ms": q[0],
+                        "p95 ms": q[1],
+                        "p99 ms": q[2],
+                    }
+                )
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    q = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
-    return {
-        "system": f"(4) HTTP service, {clients} concurrent clients",
-        "messages": len(texts),
-        "seconds": t,
-        "msg/s": len(texts) / t,
-        "ratio to (1)": len(texts) / t / base_rate,
-        "p50 ms": q[0],
-        "p95 ms": q[1],
-        "p99 ms": q[2],
-    }
+    return rows
 
 
 def scaling(scorer, sizes: list[int], lengths: list[int]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:  # type: ignore[no-untyped-def]
@@ -367,7 +372,8 @@ def main() -> None:
     analyzer, batch_analyzer = bare_presidio()
     results: dict[str, object] = {"messages": n, "cores": os.cpu_count()}
     rows = throughput(scorer, analyzer, batch_analyzer, frame)
-    rows.append(service(frame.head(200 if args.quick else 600), clients=8, base_rate=float(rows[0]["msg/s"])))
+    passes = [(8, None), (8, "phrases"), (1, None)]
+    rows += service(frame.head(200 if args.quick else 600), passes, base_rate=float(rows[0]["msg/s"]))
     table("Throughput and latency (same messages, same run)", rows)
     results["throughput"] = rows
     by_size, by_length = scaling(scorer, sizes, lengths)

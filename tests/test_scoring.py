@@ -39,6 +39,10 @@ def test_flagged_risk_is_explained_by_phrases_of_the_text(scorer) -> None:  # ty
     assert "off_channel" in flagged, {r: d.score for r, d in result.risks.items()}
     spans = result.risks["off_channel"].explanation.spans
     assert spans and all(0 <= s.start < s.end <= len(text) for s in spans)
+    signals_only = scorer.score(Message(text=text), explain="signals").risks["off_channel"]
+    assert signals_only.score == result.risks["off_channel"].score
+    assert signals_only.explanation.signals == result.risks["off_channel"].explanation.signals
+    assert [s for s in signals_only.explanation.spans if s.kind == "phrase"] == []
     # the strongest signal is a text model's log-odds for the risk: the transformer's or the n-gram stack's
     assert result.risks["off_channel"].explanation.signals[0].name in {"clf_off_channel", "ngram_off_channel"}
 
@@ -62,12 +66,8 @@ def test_batch_of_1000_equals_one_by_one(scorer) -> None:  # type: ignore[no-unt
     ]
     messages = [m.model_copy(update={"message_id": f"{m.message_id}-{i}"}) for i in range(32) for m in [*base, *extra]]
     messages = messages[:1000]
-    scorer.explain = False
-    try:
-        batch = scorer.score_batch(messages)
-        one_by_one = [scorer.score(m) for m in messages[:1000:7]]
-    finally:
-        scorer.explain = True
+    batch = scorer.score_batch(messages, explain="signals")
+    one_by_one = [scorer.score(m, explain="signals") for m in messages[:1000:7]]
     assert len(batch) == 1000
     for single, batched in zip(one_by_one, batch[:1000:7], strict=True):
         assert single.message_id == batched.message_id
@@ -105,3 +105,27 @@ def test_thresholds_tuned_for_another_model_carry_a_warning(scorer, caplog) -> N
     assert scorer.model_version in results[0].warnings[0]
     assert sum("run-someothermodel" in r.getMessage() for r in caplog.records) == 1  # once, not per message
     assert "client list" not in caplog.text
+
+
+def test_only_signals_present_in_the_message_drive_its_score(scorer) -> None:  # type: ignore[no-untyped-def]
+    results = scorer.score_batch(_examples(), explain="signals")
+    drivers = [s for r in results for d in r.risks.values() for s in d.explanation.signals]
+    assert drivers and all(s.value != 0 for s in drivers)  # an absent channel or PII type folds into the baseline
+
+
+def test_contributions_and_baseline_add_up_to_the_calibrated_score(scorer) -> None:  # type: ignore[no-untyped-def]
+    import numpy as np
+
+    from commsrisk.signals import Evidence
+
+    combiner = scorer.combiner
+    evidence = [
+        Evidence(message=m, probabilities=(0.2, 0.7, 0.9), pii=[], language="en", ngram_probabilities=(0.1, 0.5, 0.8))
+        for m in _examples()[:5]
+    ]
+    contributions, features = combiner.contributions(evidence)
+    logits = contributions.sum(axis=2) + combiner.baseline
+    standardised = (features - combiner.mean) / combiner.scale
+    assert np.allclose(logits, standardised @ combiner.coef.T + combiner.intercept)
+    absent = features == 0.0
+    assert absent.any() and np.all(contributions.transpose(0, 2, 1)[absent] == 0.0)

@@ -3,7 +3,9 @@
 One logistic regression per risk (scikit-learn), fitted on the calibration split that the
 classifier never trained on: Platt-style calibration that also weighs PII, external recipients and
 channel. It is linear, so it is stored as plain JSON (no pickle) and each signal's contribution to
-a score is exact: coefficient x standardised value, in log-odds.
+a score is exact: coefficient x value / scale, in log-odds, measured from the signal's absence
+(value 0), so a channel the message was not sent on contributes nothing; the standardisation's
+means fold into one baseline per risk.
 """
 
 from __future__ import annotations
@@ -79,23 +81,27 @@ class RiskCombiner:
             intercept[j] = model.intercept_[0]
         return cls(list(signal_names), names, mean, scale, coef, intercept)
 
+    @property
+    def baseline(self) -> np.ndarray:
+        """Per risk, the log-odds of a message whose every feature is 0 (shape (len(RISKS),))."""
+        return self.intercept - (self.coef * (self.mean / self.scale)[None, :]).sum(axis=1)
+
     def contributions(self, evidence: Sequence[Evidence]) -> tuple[np.ndarray, np.ndarray]:
-        """Per message, risk and feature, the contribution in log-odds; and the raw features."""
+        """Per message, risk and feature, the log-odds the feature adds to `baseline`; and the raw features."""
         features, names = signal_features(evidence, self.signal_names)
         if names and names != self.feature_names:
             raise ModelNotAvailableError(
                 f"signals produce features {names}, the combiner was trained on {self.feature_names}; "
                 "retrain or pin the signal versions it was trained with"
             )
-        standardised = (features - self.mean) / self.scale
-        return standardised[:, None, :] * self.coef[None, :, :], features
+        return (features / self.scale)[:, None, :] * self.coef[None, :, :], features
 
     def predict_proba(self, evidence: Sequence[Evidence]) -> np.ndarray:
         """Calibrated P(risk), shape (n, len(RISKS))."""
         if not evidence:
             return np.zeros((0, len(RISKS)))
         contributions, _ = self.contributions(evidence)
-        return 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + self.intercept)))
+        return 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + self.baseline)))
 
     def save(self, directory: Path) -> Path:
         """Write as JSON next to the classifier delta."""

@@ -31,7 +31,7 @@ class CommsriskPyfunc(mlflow.pyfunc.PythonModel):
         classifier_dir = Path(context.artifacts["classifier"])
         # The output is scores only: no thresholds decide here (so none can be the wrong model's).
         self.scorer = build_scorer(settings, classifier_location=str(classifier_dir), policy=lambda: BUILTIN_POLICY)
-        self.scorer.explain = False
+        self.scorer.explain = "signals"
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Score each row; invalid rows raise, naming the row."""

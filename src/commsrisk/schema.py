@@ -102,6 +102,11 @@ class EntityFinding(BaseModel):
     text: str | None = Field(None, description="Only when values were asked for.")
 
 
+Explain = Literal["signals", "phrases"]
+"""How much explanation a result carries: the signals behind each score (cheap, always), or also
+the phrases of the text behind each flagged risk (a backward pass per flagged message)."""
+
+
 class Signal(BaseModel):
     """One named input to a risk score and how much it moved the score (log-odds)."""
 
@@ -124,6 +129,9 @@ class RiskExplanation(BaseModel):
     """Why a risk scored what it did: the signals and the spans behind it."""
 
     summary: str
+    baseline: float = Field(
+        0.0, description="Log-odds of a message with every signal absent (zero); the signals' contributions add to it."
+    )
     signals: list[Signal] = Field(default_factory=list)
     spans: list[EvidenceSpan] = Field(default_factory=list)
 

@@ -26,6 +26,7 @@ from commsrisk.schema import (
     RISKS,
     EntityFinding,
     EvidenceSpan,
+    Explain,
     Message,
     PiiFinding,
     RiskDecision,
@@ -82,8 +83,8 @@ class Scorer:
     model_version: str
     explainer: PhraseExplainer | None = None
     """Finds the phrases behind flagged risks; without one, explanations are signals only."""
-    explain: bool = True
-    """Switch for the phrase step (signals are always given)."""
+    explain: Explain = "phrases"
+    """The explanation a call gets unless it asks otherwise: 'signals', or 'phrases' too."""
     ngram: CharNgramClassifier | None = None
     """The character n-gram classifier of a stacked model (its log-odds are a combiner signal)."""
 
@@ -94,12 +95,18 @@ class Scorer:
         metadata = getattr(self.classifier, "metadata", {}) or {}
         return {self.model_version, *([str(metadata["version"])] if "version" in metadata else [])}
 
-    def score(self, message: Message, *, show_values: bool = False) -> ScoreResult:
+    def score(self, message: Message, *, show_values: bool = False, explain: Explain | None = None) -> ScoreResult:
         """Score one message."""
-        return self.score_batch([message], show_values=show_values)[0]
+        return self.score_batch([message], show_values=show_values, explain=explain)[0]
 
-    def score_batch(self, messages: Sequence[Message], *, show_values: bool = False) -> list[ScoreResult]:
-        """Score messages in bulk: one spaCy pipe, batched Presidio, padded classifier batches."""
+    def score_batch(
+        self, messages: Sequence[Message], *, show_values: bool = False, explain: Explain | None = None
+    ) -> list[ScoreResult]:
+        """Score messages in bulk: one spaCy pipe, batched Presidio, padded classifier batches.
+
+        `explain` ('signals' or 'phrases', default the Scorer's own) decides whether flagged risks
+        also get the phrases behind them, which costs a backward pass per flagged message.
+        """
         if not messages:
             return []
         texts = [m.text for m in messages]
@@ -117,14 +124,16 @@ class Scorer:
             for m, p, g, a in zip(messages, probabilities, ngram, analyses, strict=True)
         ]
         contributions, features = self.combiner.contributions(evidence)
-        scores = 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + self.combiner.intercept)))
+        baseline = self.combiner.baseline
+        scores = 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + baseline)))
         policy = self.policy()
         mismatch = model_mismatch(policy, self.model_names())
         if mismatch and (policy.version, policy.tuned_for) not in self._warned:
             self._warned.add((policy.version, policy.tuned_for))
             logger.warning("%s", mismatch)
+        phrases = (explain or self.explain) == "phrases"
         results = [
-            self._result(m, a, scores[i], contributions[i], features[i], policy, show_values)
+            self._result(m, a, scores[i], contributions[i], features[i], baseline, policy, show_values, phrases)
             for i, (m, a) in enumerate(zip(messages, analyses, strict=True))
         ]
         if mismatch:
@@ -141,13 +150,15 @@ class Scorer:
         scores: np.ndarray,
         contributions: np.ndarray,
         features: np.ndarray,
+        baseline: np.ndarray,
         policy: ThresholdPolicy,
         show_values: bool,
+        explain_phrases: bool,
     ) -> ScoreResult:
         score_map = {risk: float(scores[j]) for j, risk in enumerate(RISKS)}
         decision = decide(policy, message.business_unit, score_map)
         flagged = [risk for risk in RISKS if decision.flags[risk]]
-        phrases = self.explainer(message.text, flagged) if self.explain and self.explainer and flagged else {}
+        phrases = self.explainer(message.text, flagged) if explain_phrases and self.explainer and flagged else {}
         pii = [self._pii(f, message.text, show_values) for f in analysis.pii]
         risks = {}
         for j, risk in enumerate(RISKS):
@@ -164,7 +175,10 @@ class Scorer:
                 flagged=decision.flags[risk],
                 threshold=decision.thresholds[risk],
                 explanation=RiskExplanation(
-                    summary=_summary(score_map[risk], decision.thresholds[risk], signals), signals=signals, spans=spans
+                    summary=_summary(score_map[risk], decision.thresholds[risk], signals),
+                    baseline=round(float(baseline[j]), 4),
+                    signals=signals,
+                    spans=spans,
                 ),
             )
         return ScoreResult(
@@ -181,7 +195,10 @@ class Scorer:
         )
 
     def _signals(self, contributions: np.ndarray, features: np.ndarray) -> list[Signal]:
-        """The strongest signals behind one risk's score, largest |log-odds| first."""
+        """The strongest signals behind one risk's score, largest |log-odds| first.
+
+        An absent signal (value 0) adds nothing to the baseline, so it is never among them.
+        """
         order = np.argsort(-np.abs(contributions))[:MAX_SIGNALS]
         names = self.combiner.feature_names
         return [
@@ -222,6 +239,7 @@ def score_lines(
     batch_size: int = 128,
     overrides: Mapping[str, str | None] | None = None,
     show_values: bool = False,
+    explain: Explain | None = None,
 ) -> Iterator[ScoredChunk]:
     """Score a stream of input lines chunk by chunk; every line is scored or returned as rejected.
 
@@ -237,7 +255,7 @@ def score_lines(
             for item in chunk
             if item.message is not None
         ]
-        yield ScoredChunk(scorer.score_batch(messages, show_values=show_values), rejected, len(chunk))
+        yield ScoredChunk(scorer.score_batch(messages, show_values=show_values, explain=explain), rejected, len(chunk))
 
 
 def resolve_classifier_location(settings: Settings) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-from commsrisk.schema import LANGUAGES, Limits
+from commsrisk.schema import LANGUAGES, Explain, Limits
 
 CONFIG_ENV = "COMMSRISK_CONFIG"
 DEFAULT_CONFIG_FILE = Path("commsrisk.yaml")
@@ -129,6 +129,18 @@ class ThresholdSettings(BaseModel):
     history_db: Path = Field(Path(".commsrisk/thresholds_history.sqlite"), description="Append-only change log.")
 
 
+class ServiceSettings(BaseModel):
+    """The HTTP service's defaults for what a request does not say."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    explain: Explain = Field(
+        "signals",
+        description="Explanation when a request does not ask: 'signals' (cheap) or 'phrases' (adds a backward "
+        "pass per flagged message).",
+    )
+
+
 class Settings(BaseSettings):
     """All runtime settings of commsrisk, grouped by concern."""
 
@@ -140,6 +152,7 @@ class Settings(BaseSettings):
     tracking: TrackingSettings = Field(default_factory=TrackingSettings)
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
+    service: ServiceSettings = Field(default_factory=ServiceSettings)
     log_level: str = Field("INFO", description="Python logging level name.")
 
     @classmethod

@@ -126,6 +126,15 @@ def test_score_english_and_chinese(server: str) -> None:
     assert body["message_id"] == "m-1" and body["language"] == "en"
     assert body["risks"]["off_channel"]["threshold"] == 0.3 and body["thresholds_source"] == "business_unit"
     assert body["model_version"] and body["thresholds_version"].startswith("v0001-")
+    assert body["risks"]["off_channel"]["flagged"]
+    kinds = {s["kind"] for s in body["risks"]["off_channel"]["explanation"]["spans"]}
+    assert "phrase" not in kinds  # signals only unless asked (service.explain defaults to 'signals')
+    explained = _post(
+        server, "/score", {"message": {"text": "Move this to my personal WhatsApp"}, "explain": "phrases"}
+    )
+    assert explained.status_code == 200, explained.text
+    flagged = [r for r in explained.json()["risks"].values() if r["flagged"]]
+    assert flagged and all(any(s["kind"] == "phrase" for s in r["explanation"]["spans"]) for r in flagged)
 
     cn_id = cn_resident_id()
     chinese = _post(
@@ -179,6 +188,7 @@ def test_thresholds_model_and_metrics(server: str) -> None:
         ({"message": {"text": "   "}}, None, 400, "empty"),
         ({"message": {"text": "x" * 20001}}, None, 400, "20000"),
         ({"message": {}}, None, 400, "text"),
+        ({"message": {"text": "hi"}, "explain": "everything"}, None, 400, "explain"),
         ({"messages": [{"text": f"m{i}"} for i in range(9)]}, None, 400, "8"),
         ({"message": {"text": "y" * 250000}}, None, 413, "200000"),
     ],

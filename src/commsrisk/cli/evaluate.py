@@ -50,7 +50,7 @@ def evaluate(
         raise fail(error) from error
     metadata = getattr(scorer.classifier, "metadata", {}) or {}
     frame, note = rows_to_judge(labeled, metadata, splits=("test",))
-    scorer.explain = False
+    scorer.explain = "signals"
     results = score_frame(scorer, frame_messages(frame), batch_size=batch_size)
     outcome = evaluate_results(frame, results)
     ev = outcome.evaluation

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from commsrisk.cli.console import err, fail, out
 from commsrisk.errors import CommsriskError
-from commsrisk.schema import ScoreResult
+from commsrisk.schema import Explain, ScoreResult
 from commsrisk.settings import Settings
 
 SERVICE = "commsrisk.service.app:CommsriskService"
@@ -29,6 +29,10 @@ def score(
     ] = "auto",
     model: Annotated[str | None, typer.Option(help="Classifier location (folder, models:/ URI, HF id).")] = None,
     batch_size: Annotated[int, typer.Option(help="Messages scored per batch.")] = 128,
+    explain: Annotated[
+        Explain,
+        typer.Option(help="'phrases': the phrases behind each flagged risk too; 'signals': the signals only (faster)."),
+    ] = "phrases",
 ) -> None:
     """Score messages: JSON Lines out (one result per message), or a readable table on a terminal.
 
@@ -64,7 +68,7 @@ def score(
             scorer = build_scorer(settings, classifier_location=model)
         overrides = {"lang": lang, "business_unit": business_unit}
         for chunk in score_lines(
-            scorer, lines, batch_size=batch_size, overrides=overrides, show_values=show_pii_values
+            scorer, lines, batch_size=batch_size, overrides=overrides, show_values=show_pii_values, explain=explain
         ):
             for item in chunk.rejected:
                 err.print(f"[yellow]line {item.line} rejected:[/] {item.error}")

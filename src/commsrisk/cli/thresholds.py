@@ -175,7 +175,7 @@ def thresholds_tune(
         plan = TuningTargets.load(targets) if targets else TuningTargets.single(goal, min_positives, min_flags)
         with err.status("loading models ..."):
             scorer = build_scorer(settings)
-        scorer.explain = False
+        scorer.explain = "signals"
         metadata = getattr(scorer.classifier, "metadata", {}) or {}
         frame, note = rows_to_judge(labeled, metadata, splits=("calibration", "test"), held_out_only=held_out_only)
         scored = score_table(scorer, frame)

@@ -24,6 +24,7 @@ from commsrisk.errors import CommsriskError
 from commsrisk.schema import (
     DEFAULT_LIMITS,
     RISKS,
+    Explain,
     Message,
     ScoreResult,
     describe_validation_error,
@@ -44,6 +45,10 @@ EXAMPLE_MESSAGE = Message(
     message_id="example-1",
     business_unit="equities-trading",
     channel="teams",
+)
+EXPLAIN_HELP = (
+    "'signals': the signals behind each score; 'phrases': also the phrases of the text behind each flagged "
+    "risk (slower). Default: the service setting service.explain."
 )
 flag_counter = bentoml.metrics.Counter(
     name="commsrisk_flags_total", documentation="Messages flagged, per risk.", labelnames=["risk"]
@@ -122,10 +127,14 @@ class CommsriskService:
         self.model_metadata = dict(getattr(self.scorer.classifier, "metadata", {}))
         logger.info("commsrisk service ready: model=%s", self.scorer.model_version)
 
-    def _score(self, messages: list[Message], show_values: bool, request_id: str) -> list[ScoreResult]:
+    def _score(
+        self, messages: list[Message], show_values: bool, explain: Explain | None, request_id: str
+    ) -> list[ScoreResult]:
         started = time.perf_counter()
         try:
-            results = self.scorer.score_batch(messages, show_values=show_values)
+            results = self.scorer.score_batch(
+                messages, show_values=show_values, explain=explain or self.settings.service.explain
+            )
         except CommsriskError as error:
             raise to_http_error(error) from error
         for result in results:
@@ -149,10 +158,11 @@ class CommsriskService:
         message: Annotated[Message, Field(examples=[EXAMPLE_MESSAGE.model_dump(exclude_none=True)])],
         ctx: bentoml.Context,
         show_pii_values: bool = False,
+        explain: Annotated[Explain | None, Field(description=EXPLAIN_HELP)] = None,
     ) -> ScoreResult:
         """Score one message: per-risk score, flag, threshold and evidence."""
         self._check_length(message)
-        result = self._score([message], show_pii_values, _request_id(ctx))[0]
+        result = self._score([message], show_pii_values, explain, _request_id(ctx))[0]
         return JSONResponse(result.model_dump(mode="json", exclude_none=True))  # type: ignore[return-value]
 
     @bentoml.api(route="/score_batch")
@@ -169,6 +179,7 @@ class CommsriskService:
         ],
         ctx: bentoml.Context,
         show_pii_values: bool = False,
+        explain: Annotated[Explain | None, Field(description=EXPLAIN_HELP)] = None,
     ) -> list[BatchItemResult]:
         """Score up to the batch limit; an invalid message gets its own error, the others still score."""
         limit = self.settings.limits.max_batch_size
@@ -183,7 +194,7 @@ class CommsriskService:
                 items.append(BatchItemResult(index=index, error=describe_validation_error(error)))
         if len(items):
             message_counter.labels(outcome="rejected").inc(len(items))
-        results = self._score([m for _, m in valid], show_pii_values, _request_id(ctx)) if valid else []
+        results = self._score([m for _, m in valid], show_pii_values, explain, _request_id(ctx)) if valid else []
         items += [BatchItemResult(index=i, result=r) for (i, _), r in zip(valid, results, strict=True)]
         ordered = sorted(items, key=lambda item: item.index)
         return JSONResponse([item.model_dump(mode="json", exclude_none=True) for item in ordered])  # type: ignore[return-value]

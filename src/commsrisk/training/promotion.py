@@ -98,7 +98,7 @@ def score_model(
     metadata = getattr(scorer.classifier, "metadata", {}) or {}
     if "f1_thresholds" not in metadata:
         raise ModelNotAvailableError(f"{location} has no recorded F1 thresholds; was it trained by commsrisk?")
-    scorer.explain = False
+    scorer.explain = "signals"
     results = score_frame(scorer, frame_messages(yardstick.frame), progress=False)
     scores = np.array([[r.risks[risk].score for risk in RISKS] for r in results], dtype=float)
     thresholds = np.array([metadata["f1_thresholds"][risk] for risk in RISKS], dtype=float)
