@@ -111,6 +111,17 @@ def build_scorer():  # type: ignore[no-untyped-def]
     return build(settings, classifier_location=str(REPO / "models/default"))
 
 
+def rate_row(system: str, messages: int, seconds: float, base_rate: float) -> dict[str, object]:
+    """One throughput row: messages per second and its ratio to bare Presidio's (1)."""
+    return {
+        "system": system,
+        "messages": messages,
+        "seconds": seconds,
+        "msg/s": messages / seconds,
+        "ratio to (1)": messages / seconds / base_rate,
+    }
+
+
 def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
     from commsrisk.training.pipeline import frame_messages
 
@@ -118,54 +129,22 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     messages = frame_messages(frame.assign(lang=None, line=0, external=None))
     analyzer.analyze(texts[0], "en")
     scorer.score_batch(messages[:8])
-    rows = []
     t, _ = timed(lambda: [analyzer.analyze(t, "en") for t in texts])
     base = len(texts) / t
-    rows.append(
-        {
-            "system": "(1) Presidio analyze() per message",
-            "messages": len(texts),
-            "seconds": t,
-            "msg/s": base,
-            "ratio to (1)": 1.0,
-        }
-    )
+    rows = [rate_row("(1) Presidio analyze() per message", len(texts), t, base)]
     t, _ = timed(lambda: list(batch_analyzer.analyze_iterator(texts, language="en", batch_size=64)))
-    rows.append(
-        {
-            "system": "(2) Presidio BatchAnalyzerEngine",
-            "messages": len(texts),
-            "seconds": t,
-            "msg/s": len(texts) / t,
-            "ratio to (1)": len(texts) / t / base,
-        }
-    )
+    rows.append(rate_row("(2) Presidio BatchAnalyzerEngine", len(texts), t, base))
     t, _ = timed(lambda: scorer.score_batch(messages, explain="signals"))
-    rows.append(
-        {
-            "system": "(3) commsrisk Scorer.score_batch (signals only)",
-            "messages": len(texts),
-            "seconds": t,
-            "msg/s": len(texts) / t,
-            "ratio to (1)": len(texts) / t / base,
-        }
-    )
+    rows.append(rate_row("(3) commsrisk Scorer.score_batch (signals only)", len(texts), t, base))
     t, _ = timed(lambda: scorer.score_batch(messages, explain="phrases"))
-    rows.append(
-        {
-            "system": "(3b) commsrisk Scorer.score_batch (phrases for flags)",
-            "messages": len(texts),
-            "seconds": t,
-            "msg/s": len(texts) / t,
-            "ratio to (1)": len(texts) / t / base,
-        }
-    )
+    rows.append(rate_row("(3b) commsrisk Scorer.score_batch (phrases for flags)", len(texts), t, base))
     return rows
 
 
 def service(frame: pd.DataFrame, passes: list[tuple[int, str | None]], base_rate: float) -> list[dict[str, object]]:
     """(4): the real service over loopback; per pass, `clients` concurrent clients, one message per
-    request, asking for that explanation (None: the service's default)."""
+    request, asking for that explanation (None: the service's default); then (5) /score_batch with
+    64 messages per request, one client."""
     import httpx
 
     with socket.socket() as sock:
@@ -216,18 +195,13 @@ def service(frame: pd.DataFrame, passes: list[tuple[int, str | None]], base_rate
 
                 t, _ = timed(lambda clients=clients, one=one: list(ThreadPoolExecutor(clients).map(one, texts)))
                 q = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
-                rows.append(
-                    {
-                        "system": f"(4) HTTP /score, {clients} concurrent clients, {explain or 'default'} explanation",
-                        "messages": len(texts),
-                        "seconds": t,
-                        "msg/s": len(texts) / t,
-                        "ratio to (1)": len(texts) / t / base_rate,
-                        "p50 ms": q[0],
-                        "p95 ms": q[1],
-                        "p99 ms": q[2],
-                    }
-                )
+                system = f"(4) HTTP /score, {clients} concurrent clients, {explain or 'default'} explanation"
+                row = rate_row(system, len(texts), t, base_rate)
+                rows.append({**row, "p50 ms": q[0], "p95 ms": q[1], "p99 ms": q[2]})
+            chunks = [texts[i : i + 64] for i in range(0, len(texts), 64)]
+            body = lambda chunk: {"messages": [{"text": t} for t in chunk]}  # noqa: E731
+            t, _ = timed(lambda: [client.post(f"{url}/score_batch", json=body(c)).raise_for_status() for c in chunks])
+            rows.append(rate_row("(5) HTTP /score_batch, 64 messages per request, 1 client", len(texts), t, base_rate))
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -372,7 +346,7 @@ def main() -> None:
     analyzer, batch_analyzer = bare_presidio()
     results: dict[str, object] = {"messages": n, "cores": os.cpu_count()}
     rows = throughput(scorer, analyzer, batch_analyzer, frame)
-    passes = [(8, None), (8, "phrases"), (1, None)]
+    passes = [(1, None), (8, None), (32, None), (8, "phrases")]
     rows += service(frame.head(200 if args.quick else 600), passes, base_rate=float(rows[0]["msg/s"]))
     table("Throughput and latency (same messages, same run)", rows)
     results["throughput"] = rows
