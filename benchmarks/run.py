@@ -211,19 +211,18 @@ def service(frame: pd.DataFrame, passes: list[tuple[int, str | None]], base_rate
 def scaling(scorer, sizes: list[int], lengths: list[int]) -> tuple[list[dict[str, object]], list[dict[str, object]]]:  # type: ignore[no-untyped-def]
     from commsrisk.schema import Message
 
-    scorer.explain = False
     by_size = []
     for n in sizes:
         messages = [Message(text=t) for t in corpus(n, seed=n)["text"]]
         with PeakRss() as rss:
-            t, _ = timed(lambda batch=messages: scorer.score_batch(batch))
+            t, _ = timed(lambda batch=messages: scorer.score_batch(batch, explain="signals"))
         by_size.append({"messages": n, "seconds": t, "ms/msg": 1000 * t / n, "peak RSS increase MB": rss.peak_mb})
     pool = " ".join(corpus(400, seed=1)["text"])
     by_length = []
     for length in lengths:
         messages = [Message(text=(pool[i * 37 :] + pool)[:length]) for i in range(50)]
         with PeakRss() as rss:
-            t, _ = timed(lambda batch=messages: scorer.score_batch(batch))
+            t, _ = timed(lambda batch=messages: scorer.score_batch(batch, explain="signals"))
         by_length.append(
             {
                 "chars/msg": length,
@@ -233,7 +232,6 @@ def scaling(scorer, sizes: list[int], lengths: list[int]) -> tuple[list[dict[str
                 "peak RSS increase MB": rss.peak_mb,
             }
         )
-    scorer.explain = True
     return by_size, by_length
 
 
@@ -259,9 +257,8 @@ def quality(scorer) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
     slices = {name: (language_slices(parts[name]), hard_case_mask(parts[name])) for name in ("test", "dev")}
     lexicon, tfidf = KeywordLexicon(), TfidfLogReg(seed=seed).fit(parts["train"]["text"], labels["train"])
     tfidf_cut = best_f1_thresholds(labels["calibration"], tfidf.predict_proba(parts["calibration"]["text"]))
-    scorer.explain = False
-    results = {name: scorer.score_batch(frame_messages(parts[name])) for name in ("calibration", "test", "dev")}
-    scorer.explain = True
+    judged = ("calibration", "test", "dev")
+    results = {name: scorer.score_batch(frame_messages(parts[name]), explain="signals") for name in judged}
     scores = {name: np.array([[r.risks[k].score for k in RISKS] for r in res]) for name, res in results.items()}
     flags = np.array([[int(r.risks[k].flagged) for k in RISKS] for r in results["dev"]])
     model_cut = best_f1_thresholds(labels["calibration"], scores["calibration"])
