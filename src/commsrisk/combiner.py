@@ -96,12 +96,16 @@ class RiskCombiner:
             )
         return (features / self.scale)[:, None, :] * self.coef[None, :, :], features
 
+    def probabilities(self, contributions: np.ndarray) -> np.ndarray:
+        """Calibrated P(risk) from `contributions`' output, shape (n, len(RISKS))."""
+        return 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + self.baseline)))
+
     def predict_proba(self, evidence: Sequence[Evidence]) -> np.ndarray:
         """Calibrated P(risk), shape (n, len(RISKS))."""
         if not evidence:
             return np.zeros((0, len(RISKS)))
         contributions, _ = self.contributions(evidence)
-        return 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + self.baseline)))
+        return self.probabilities(contributions)
 
     def save(self, directory: Path) -> Path:
         """Write as JSON next to the classifier delta."""

@@ -124,8 +124,8 @@ class Scorer:
             for m, p, g, a in zip(messages, probabilities, ngram, analyses, strict=True)
         ]
         contributions, features = self.combiner.contributions(evidence)
+        scores = self.combiner.probabilities(contributions)
         baseline = self.combiner.baseline
-        scores = 1.0 / (1.0 + np.exp(-(contributions.sum(axis=2) + baseline)))
         policy = self.policy()
         mismatch = model_mismatch(policy, self.model_names())
         if mismatch and (policy.version, policy.tuned_for) not in self._warned:
