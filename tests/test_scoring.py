@@ -129,3 +129,20 @@ def test_contributions_and_baseline_add_up_to_the_calibrated_score(scorer) -> No
     assert np.allclose(logits, standardised @ combiner.coef.T + combiner.intercept)
     absent = features == 0.0
     assert absent.any() and np.all(contributions.transpose(0, 2, 1)[absent] == 0.0)
+
+
+def test_a_stop_check_runs_between_pieces_and_abandons_the_batch(scorer) -> None:  # type: ignore[no-untyped-def]
+    """The service's deadline and disconnects end work through `stop`; it is called per piece of work."""
+    from commsrisk.errors import WorkStoppedError
+    from commsrisk.service.budget import RequestBudget
+
+    messages = [Message(text=f"note {i}: " + "the offsite agenda is in the shared drive. " * 400) for i in range(6)]
+    calls: list[int] = []
+    results = scorer.score_batch(messages, stop=lambda: calls.append(1))
+    assert len(results) == 6 and len(calls) >= 4, "NLP pieces of ~20,000 characters, a classifier batch, the end"
+    budget = RequestBudget(deadline_s=60, request_id="t-1")
+    budget.cancel("the client disconnected")
+    with pytest.raises(WorkStoppedError, match="client disconnected"):
+        scorer.score_batch(messages, stop=budget.check)
+    with pytest.raises(WorkStoppedError, match="request_deadline_s"):
+        scorer.score_batch(messages, stop=RequestBudget(deadline_s=1e-9, request_id="t-2").check)

@@ -24,6 +24,18 @@ class PayloadTooLargeError(InvalidInputError):
     http_status = 413
 
 
+class WorkStoppedError(CommsriskError):
+    """Scoring stopped before the end: the request's deadline passed or its client went away."""
+
+    http_status = 503
+
+
+class AccessDeniedError(CommsriskError):
+    """The caller's API key lacks the scope or business unit a request needs."""
+
+    http_status = 403
+
+
 class ConfigurationError(CommsriskError):
     """A settings value, policy file or recognizer config is invalid."""
 

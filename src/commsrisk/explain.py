@@ -23,11 +23,9 @@ def phrase_attributions(classifier: RiskClassifier, text: str, risks: Sequence[s
     """The top phrases (character spans) behind each named risk's logit for one text."""
     if not risks:
         return {}
-    tokenizer, model = classifier.tokenizer, classifier.model
-    encoded = tokenizer(
-        text, truncation=True, max_length=classifier.max_length, return_offsets_mapping=True, return_tensors="pt"
-    )
-    offsets = encoded.pop("offset_mapping")[0].tolist()
+    model = classifier.model
+    encoded = classifier.encode([text], offsets=True)
+    offsets = [list(span) for span in encoded.pop("offset_mapping")[0]]
     embeddings = model.get_input_embeddings()(encoded["input_ids"]).detach().requires_grad_(True)
     model.eval()
     with torch.enable_grad():

@@ -29,6 +29,9 @@ class Limits(BaseModel):
     max_text_chars: int = Field(20_000, gt=0, description="Longest accepted message text, in characters.")
     max_batch_size: int = Field(256, gt=0, description="Most messages in one batch request.")
     max_body_bytes: int = Field(8 * 1024 * 1024, gt=0, description="Largest accepted HTTP request body.")
+    max_batch_chars: int = Field(
+        1_000_000, gt=0, description="Most characters of text in one batch request, all its messages together."
+    )
 
 
 DEFAULT_LIMITS = Limits()
@@ -101,6 +104,10 @@ class EntityFinding(BaseModel):
     end: int = Field(..., ge=0)
     text: str | None = Field(None, description="Only when values were asked for.")
 
+
+ApiScope = Literal["score", "feedback", "thresholds:read", "admin", "pii:reveal"]
+"""What an API key may do: score messages, send reviewer feedback, read the thresholds, read the
+metrics and docs when they are closed (admin), and see raw PII values (pii:reveal)."""
 
 Explain = Literal["signals", "phrases"]
 """How much explanation a result carries: the signals behind each score (cheap, always), or also

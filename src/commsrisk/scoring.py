@@ -41,6 +41,27 @@ from commsrisk.thresholds.policy import ThresholdPolicy, decide, model_mismatch
 logger = logging.getLogger(__name__)
 
 MAX_SIGNALS = 5
+WORK_UNIT_CHARS = 20_000
+WORK_UNIT_MESSAGES = 64
+"""The NLP step takes a batch in pieces of about this much text, so a stop check comes often."""
+
+
+def _go_on() -> None:
+    """The stop check of a call that nobody abandons."""
+
+
+def _pieces(texts: Sequence[str], max_chars: int, max_items: int) -> Iterator[list[int]]:
+    """Indices of `texts` in consecutive pieces of at most `max_items`, cut once `max_chars` is reached."""
+    piece: list[int] = []
+    chars = 0
+    for index, text in enumerate(texts):
+        piece.append(index)
+        chars += len(text)
+        if chars >= max_chars or len(piece) >= max_items:
+            yield piece
+            piece, chars = [], 0
+    if piece:
+        yield piece
 
 
 class TextAnalyzerLike(Protocol):
@@ -100,18 +121,38 @@ class Scorer:
         return self.score_batch([message], show_values=show_values, explain=explain)[0]
 
     def score_batch(
-        self, messages: Sequence[Message], *, show_values: bool = False, explain: Explain | None = None
+        self,
+        messages: Sequence[Message],
+        *,
+        show_values: bool = False,
+        explain: Explain | None = None,
+        stop: Callable[[], None] | None = None,
     ) -> list[ScoreResult]:
         """Score messages in bulk: one spaCy pipe, batched Presidio, padded classifier batches.
 
         `explain` ('signals' or 'phrases', default the Scorer's own) decides whether flagged risks
         also get the phrases behind them, which costs a backward pass per flagged message.
+        `stop`, when given, is called between pieces of work (about WORK_UNIT_CHARS of text through
+        the NLP step, a classifier batch, each phrase explanation) and raises to abandon the batch:
+        the service's deadline and client disconnects end work nobody waits for.
         """
         if not messages:
             return []
+        check = stop or _go_on
         texts = [m.text for m in messages]
-        analyses = self.analyzer.analyze_batch(texts, [m.lang for m in messages])
-        probabilities = self.classifier.predict_proba(texts)
+        langs = [m.lang for m in messages]
+        analyses: list[Any] = []
+        for piece in _pieces(texts, WORK_UNIT_CHARS, WORK_UNIT_MESSAGES):
+            check()
+            analyses.extend(self.analyzer.analyze_batch([texts[i] for i in piece], [langs[i] for i in piece]))
+        step = max(getattr(self.classifier, "batch_size", len(texts)), 1) * 2
+        by_length = np.argsort([len(text) for text in texts], kind="stable")  # pieces pad like one call
+        probabilities = np.zeros((len(texts), len(RISKS)))
+        for start in range(0, len(texts), step):
+            check()
+            idx = by_length[start : start + step]
+            probabilities[idx] = self.classifier.predict_proba([texts[i] for i in idx])
+        check()
         ngram = self.ngram.predict_proba(texts) if self.ngram is not None else [None] * len(texts)
         evidence = [
             Evidence(
@@ -132,10 +173,13 @@ class Scorer:
             self._warned.add((policy.version, policy.tuned_for))
             logger.warning("%s", mismatch)
         phrases = (explain or self.explain) == "phrases"
-        results = [
-            self._result(m, a, scores[i], contributions[i], features[i], baseline, policy, show_values, phrases)
-            for i, (m, a) in enumerate(zip(messages, analyses, strict=True))
-        ]
+        results = []
+        for i, (m, a) in enumerate(zip(messages, analyses, strict=True)):
+            if phrases:
+                check()
+            results.append(
+                self._result(m, a, scores[i], contributions[i], features[i], baseline, policy, show_values, phrases)
+            )
         if mismatch:
             for result in results:
                 result.warnings.append(mismatch)
@@ -302,6 +346,7 @@ def build_scorer(
         base_model=settings.model.base_model,
         max_length=settings.model.max_length,
         batch_size=settings.model.batch_size,
+        tail_tokens=settings.model.tail_tokens,
     )
     if classifier.local_dir is None:
         raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")

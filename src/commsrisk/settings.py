@@ -14,10 +14,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
 
-from commsrisk.schema import LANGUAGES, Explain, Limits
+from commsrisk.schema import LANGUAGES, ApiScope, Explain, Limits
 
 CONFIG_ENV = "COMMSRISK_CONFIG"
 DEFAULT_CONFIG_FILE = Path("commsrisk.yaml")
+DEFAULT_TAIL_TOKENS = 32
+"""Tokens the classifier takes from the end of a message longer than max_length (the rest from its start)."""
 
 
 class ModelSettings(BaseModel):
@@ -38,6 +40,12 @@ class ModelSettings(BaseModel):
     )
     default_dir: Path = Field(Path("models/default"), description="The committed default model.")
     max_length: int = Field(128, gt=8, le=512, description="Tokens per message fed to the classifier.")
+    tail_tokens: int = Field(
+        DEFAULT_TAIL_TOKENS,
+        ge=0,
+        le=256,
+        description="Of max_length, tokens taken from the end of a longer message (the rest from its start).",
+    )
     batch_size: int = Field(32, gt=0, le=1024, description="Messages per classifier forward pass.")
     torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads (None: torch default).")
 
@@ -139,6 +147,25 @@ class ServiceSettings(BaseModel):
         description="Explanation when a request does not ask: 'signals' (cheap) or 'phrases' (adds a backward "
         "pass per flagged message).",
     )
+    request_deadline_s: float = Field(
+        30.0,
+        gt=0,
+        le=110,
+        description="Longest a request may score before it is stopped with a 503 (the HTTP timeout is 120 s).",
+    )
+    max_in_flight: int = Field(
+        16, gt=0, le=64, description="Requests scoring at once above which /readyz reports overload (503)."
+    )
+    api_keys_file: Path | None = Field(
+        None,
+        description="YAML of API keys (sha256 hashes, scopes, business units): 'commsrisk keys add' writes it.",
+    )
+    env_key_scopes: list[ApiScope] = Field(
+        ["score", "feedback", "thresholds:read"],
+        description="Scopes of the single key in COMMSRISK_API_KEY (never pii:reveal unless listed here).",
+    )
+    open_metrics: bool = Field(False, description="Serve /metrics without a key (else it needs the admin scope).")
+    open_docs: bool = Field(True, description="Serve /, /docs and /docs.json without a key (else: any valid key).")
 
 
 class Settings(BaseSettings):

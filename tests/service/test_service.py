@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,7 @@ from commsrisk.settings import ThresholdSettings
 from commsrisk.thresholds import parse_policy
 from commsrisk.thresholds.store import apply_policy
 from tests.utils.pii import cn_resident_id
+from tests.utils.server import bentoml_server
 
 pytestmark = pytest.mark.slow
 
@@ -33,12 +33,6 @@ business_units:
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def thresholds_settings(tmp_path_factory: pytest.TempPathFactory) -> ThresholdSettings:
     root = tmp_path_factory.mktemp("thresholds")
@@ -52,10 +46,10 @@ def server(
     tmp_path_factory: pytest.TempPathFactory, thresholds_settings: ThresholdSettings, base_model_dir: Path
 ) -> Iterator[str]:
     root = tmp_path_factory.mktemp("service")
-    port = _free_port()
     env = {
         **os.environ,
         "COMMSRISK_API_KEY": API_KEY,
+        "COMMSRISK_SERVICE__OPEN_METRICS": "true",
         "COMMSRISK_THRESHOLDS__POLICY_FILE": str(thresholds_settings.policy_file),
         "COMMSRISK_THRESHOLDS__HISTORY_DB": str(thresholds_settings.history_db),
         "COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models" / "default"),
@@ -65,35 +59,8 @@ def server(
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "BENTOML_HOME": str(root / "bentoml"),
     }
-    log = (root / "serve.log").open("w")
-    bentoml = str(Path(sys.executable).with_name("bentoml"))
-    proc = subprocess.Popen(
-        [bentoml, "serve", "commsrisk.service.app:CommsriskService", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"service exited with {proc.returncode}: {(root / 'serve.log').read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    else:
-        proc.terminate()
-        pytest.fail(f"service not ready in 180 s: {(root / 'serve.log').read_text()[-3000:]}")
-    yield base
-    proc.terminate()
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    with bentoml_server("commsrisk.service.app:CommsriskService", cwd=REPO, env=env, log=root / "serve.log") as base:
+        yield base
     serve_log = (root / "serve.log").read_text()
     assert "Traceback" not in serve_log, serve_log[-3000:]
     for secret in ("13812345678", "wang.xm@qq.com", "yyyyyyyyyy", "typo", "Kill the order"):
@@ -206,7 +173,7 @@ def test_bad_requests_get_clear_4xx(server: str, body: object, raw: bytes | None
 def test_api_key_is_required(server: str) -> None:
     assert _post(server, "/score", {"message": {"text": "hi"}}, key=None).status_code == 401
     wrong = _post(server, "/score", {"message": {"text": "hi"}}, key="nope")
-    assert wrong.status_code == 401 and "wrong API key" in wrong.text
+    assert wrong.status_code == 401 and "unknown API key" in wrong.text
     assert httpx.get(f"{server}/readyz", timeout=10).status_code == 200
 
 

@@ -18,9 +18,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BatchEncoding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from commsrisk.classifier.mean_pooling import is_mean_pooling, load_mean_pooling
+from commsrisk.classifier.tokens import DEFAULT_TAIL_TOKENS, encode
 from commsrisk.errors import ModelNotAvailableError
 from commsrisk.schema import RISKS
 
@@ -51,6 +58,12 @@ class RiskClassifier:
     batch_size: int = 32
     metadata: dict[str, Any] = field(default_factory=dict)
     local_dir: Path | None = None
+    tail_tokens: int = DEFAULT_TAIL_TOKENS
+    """Of `max_length`, how many tokens come from the end of a longer message (tokens.encode)."""
+
+    def encode(self, texts: Sequence[str], *, offsets: bool = False) -> BatchEncoding:
+        """`texts` as padded tensors, each cut to max_length keeping its head and its tail."""
+        return encode(self.tokenizer, texts, max_length=self.max_length, tail_tokens=self.tail_tokens, offsets=offsets)
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits of shape (len(texts), len(RISKS)), in input order.
@@ -67,13 +80,7 @@ class RiskClassifier:
         with torch.inference_mode():
             for start in range(0, len(texts), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                batch = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.max_length,
-                    return_tensors="pt",
-                )
+                batch = self.encode([texts[i] for i in idx])
                 out[idx] = self.model(**batch).logits.float().numpy()
         return out
 
@@ -146,7 +153,12 @@ def load_encoder_for_classification(base_model: str) -> tuple[PreTrainedModel, P
 
 
 def load_classifier(
-    location: str, *, base_model: str | None = None, max_length: int = 128, batch_size: int = 32
+    location: str,
+    *,
+    base_model: str | None = None,
+    max_length: int = 128,
+    batch_size: int = 32,
+    tail_tokens: int = DEFAULT_TAIL_TOKENS,
 ) -> RiskClassifier:
     """Load the classifier at `location` (delta folder, full model folder, HF id or models:/ URI).
 
@@ -155,16 +167,13 @@ def load_classifier(
         base_model: the encoder a delta goes on; default: the one recorded when it was trained.
         max_length: tokens per message.
         batch_size: messages per forward pass.
+        tail_tokens: tokens kept from the end of a longer message, unless the model records its own.
 
     Raises:
         ModelNotAvailableError: nothing loadable is at `location`.
     """
     quiet_transformers()
-    version = location
-    if location.startswith("models:/"):
-        local_dir, version = _download_registered(location)
-    else:
-        local_dir = Path(location)
+    local_dir, version = classifier_folder(location)
     if is_mean_pooling(local_dir):
         model, tokenizer, metadata = _load_mean_pooling(local_dir, base_model)
         version = metadata.get("version", version) if not location.startswith("models:/") else version
@@ -196,6 +205,7 @@ def load_classifier(
         batch_size=batch_size,
         metadata=metadata,
         local_dir=local_dir if local_dir.is_dir() else None,
+        tail_tokens=int(metadata.get("tail_tokens", tail_tokens)),
     )
 
 
@@ -246,12 +256,18 @@ def _load_delta(
     return merged, tokenizer, metadata
 
 
-def _download_registered(uri: str) -> tuple[Path, str]:
-    """Download a registered model's classifier folder; return it and 'name/version'."""
+def classifier_folder(location: str) -> tuple[Path, str]:
+    """Where a classifier's files lie on this machine, and its version.
+
+    A `models:/name@alias` or `models:/name/N` URI is downloaded from the MLflow registry (version
+    'name/N'); anything else is a path or Hugging Face id, returned as it is.
+    """
+    if not location.startswith("models:/"):
+        return Path(location), location
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    name_alias = uri.removeprefix("models:/")
+    name_alias = location.removeprefix("models:/")
     try:
         client = mlflow.MlflowClient()
         if "@" in name_alias:
@@ -262,5 +278,5 @@ def _download_registered(uri: str) -> tuple[Path, str]:
             model_version = client.get_model_version(name, number)
         root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{model_version.version}"))
     except MlflowException as err:
-        raise ModelNotAvailableError(f"cannot resolve '{uri}' in the MLflow registry: {err.message}") from err
+        raise ModelNotAvailableError(f"cannot resolve '{location}' in the MLflow registry: {err.message}") from err
     return find_classifier_dir(root), f"{name}/{model_version.version}"

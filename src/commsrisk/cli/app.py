@@ -12,9 +12,11 @@ from typing import Annotated
 import typer
 
 from commsrisk.cli.base_model import base_model_app
+from commsrisk.cli.bento import bento_app
 from commsrisk.cli.console import setup_logging
 from commsrisk.cli.data import data_app
 from commsrisk.cli.evaluate import evaluate
+from commsrisk.cli.keys import keys_app
 from commsrisk.cli.model import model_app
 from commsrisk.cli.ner import train_ner_command
 from commsrisk.cli.score import score, serve
@@ -28,7 +30,9 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(base_model_app, name="base-model")
+app.add_typer(bento_app, name="bento")
 app.add_typer(data_app, name="data")
+app.add_typer(keys_app, name="keys")
 app.add_typer(thresholds_app, name="thresholds")
 app.add_typer(model_app, name="model")
 app.command()(train)

@@ -85,6 +85,7 @@ def train(
         batch_size=batch_size,
         learning_rate=learning_rate,
         max_length=settings.model.max_length,
+        tail_tokens=settings.model.tail_tokens,
         torch_threads=settings.model.torch_threads,
         eval_every=eval_every,
         patience=patience,

@@ -7,20 +7,23 @@ changes). Batches go through `Scorer.score_batch`: one code path for one message
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import uuid
-from typing import Annotated, Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
+import anyio
 import bentoml
-from bentoml.exceptions import BentoMLException, InvalidArgument
 from pydantic import BaseModel, Field, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from commsrisk.errors import CommsriskError
+from commsrisk.errors import AccessDeniedError, CommsriskError, InvalidInputError, PayloadTooLargeError
 from commsrisk.schema import (
     DEFAULT_LIMITS,
     RISKS,
@@ -29,16 +32,32 @@ from commsrisk.schema import (
     ScoreResult,
     describe_validation_error,
 )
+from commsrisk.service.access import ApiKey
+from commsrisk.service.bento_models import (
+    CLASSIFIER_MODEL,
+    ENCODER_MODEL,
+    missing_model_error,
+    saved_model_tags,
+    settings_for_bento,
+)
+from commsrisk.service.budget import InFlight, RequestBudget
+from commsrisk.service.logs import install_json_logging
 from commsrisk.service.middleware import (
-    ApiKeyMiddleware,
+    AccessMiddleware,
     BodySizeLimitMiddleware,
     JsonOnlyMiddleware,
+    RequestMetricsMiddleware,
+    SecurityHeadersMiddleware,
     ValidationErrorShapeMiddleware,
     install_log_redaction,
 )
+from commsrisk.service.pages import docs_page
 from commsrisk.settings import Settings
+from commsrisk.thresholds.policy import ThresholdPolicy
 
 logger = logging.getLogger("commsrisk.service")
+T = TypeVar("T")
+DISCONNECT_POLL_S = 0.25
 
 EXAMPLE_MESSAGE = Message(
     text="Let's move this to my personal WhatsApp, the desk line is recorded.",
@@ -50,6 +69,7 @@ EXPLAIN_HELP = (
     "'signals': the signals behind each score; 'phrases': also the phrases of the text behind each flagged "
     "risk (slower). Default: the service setting service.explain."
 )
+BENTO_MODEL_TAGS = saved_model_tags()
 flag_counter = bentoml.metrics.Counter(
     name="commsrisk_flags_total", documentation="Messages flagged, per risk.", labelnames=["risk"]
 )
@@ -58,16 +78,18 @@ message_counter = bentoml.metrics.Counter(
 )
 
 
-class ServiceError(BentoMLException):
-    """A commsrisk error mapped to its HTTP status (never 401/403/5xx-reserved codes)."""
+def error_response(error: CommsriskError, ctx: bentoml.Context) -> JSONResponse:
+    """The one place where commsrisk errors become HTTP answers: the status it maps to, its message.
 
-
-def to_http_error(error: CommsriskError) -> BentoMLException:
-    """The one place where commsrisk errors become HTTP errors."""
-    from http import HTTPStatus
-
+    Returned rather than raised: BentoML replaces the message of a raised 403 or 5xx with a
+    generic one, and a caller must learn which scope is missing or that the deadline passed.
+    BentoML gives a returned response the context's status, so the status is set there.
+    """
     status = error.http_status if error.http_status < 500 else 503
-    return ServiceError(str(error), error_code=HTTPStatus(status))
+    ctx.response.status_code = status
+    if status == 503:
+        ctx.response.headers["retry-after"] = "5"
+    return JSONResponse({"error": str(error)}, status_code=status)
 
 
 class BatchItemResult(BaseModel):
@@ -96,15 +118,33 @@ class ThresholdsInfo(BaseModel):
 
 
 async def _get_thresholds(request: Request) -> JSONResponse:
-    return JSONResponse(bentoml.get_current_service().thresholds_info().model_dump())
+    key = getattr(request.state, "api_key", None)
+    return JSONResponse(bentoml.get_current_service().thresholds_info(key).model_dump())
 
 
 async def _get_model(request: Request) -> JSONResponse:
     return JSONResponse(bentoml.get_current_service().model_info_response().model_dump())
 
 
-info_app = Starlette(routes=[Route("/thresholds", _get_thresholds), Route("/model", _get_model)])
-"""GET /thresholds and GET /model (BentoML API methods are POST only)."""
+async def _get_metrics(request: Request) -> Response:
+    from bentoml._internal.configuration.containers import BentoMLContainer
+
+    client = BentoMLContainer.metrics_client.get()
+    content = await anyio.to_thread.run_sync(client.generate_latest)
+    return Response(content, media_type=client.CONTENT_TYPE_LATEST)
+
+
+info_app = Starlette(
+    routes=[
+        Route("/thresholds", _get_thresholds),
+        Route("/model", _get_model),
+        Route("/metrics", _get_metrics),
+        Route("/", docs_page),
+        Route("/docs", docs_page),
+    ]
+)
+"""GET routes beside the API (BentoML API methods are POST only). /metrics is served here because
+BentoML's own request metrics are off (their path labels grow with every random 404)."""
 
 
 @bentoml.asgi_app(info_app, path="/")
@@ -112,48 +152,125 @@ info_app = Starlette(routes=[Route("/thresholds", _get_thresholds), Route("/mode
     name="commsrisk",
     workers=1,
     traffic={"timeout": 120, "max_concurrency": 64},
+    metrics={"enabled": False},
 )
 class CommsriskService:
     """Score messages for leakage, misconduct and off-channel risk, with evidence."""
+
+    if BENTO_MODEL_TAGS:  # the models `bentoml build` packs; a served Bento loads them from its store, by tag
+        encoder_model = bentoml.models.BentoModel(BENTO_MODEL_TAGS[0])
+        classifier_model = bentoml.models.BentoModel(BENTO_MODEL_TAGS[1])
 
     def __init__(self) -> None:
         from commsrisk.scoring import build_scorer
         from commsrisk.thresholds.store import PolicyWatcher
 
         install_log_redaction()
-        self.settings = Settings.load()
+        settings = Settings.load()
+        install_json_logging(settings.log_level)
+        self.settings = self._bento_settings(settings)
         self.policy = PolicyWatcher(self.settings.thresholds)
         self.scorer = build_scorer(self.settings, policy=self.policy.current)
         self.model_metadata = dict(getattr(self.scorer.classifier, "metadata", {}))
-        logger.info("commsrisk service ready: model=%s", self.scorer.model_version)
+        self.in_flight = InFlight(self.settings.service.max_in_flight)
+        self._overloaded = False
+        logger.info(
+            "service ready",
+            extra={"model_version": self.scorer.model_version, "thresholds_version": self.policy.current().version},
+        )
+
+    def __is_ready__(self) -> bool:
+        """Readiness (/readyz): not while overloaded, so a balancer sends traffic elsewhere."""
+        reason = self.in_flight.overload()
+        if (reason is not None) != self._overloaded:
+            self._overloaded = reason is not None
+            if reason:
+                logger.warning("not ready: overloaded", extra={"reason": reason})
+            else:
+                logger.info("ready again")
+        return reason is None
+
+    def _bento_settings(self, settings: Settings) -> Settings:
+        """Served from a Bento: the encoder and classifier of its model store; else the settings' own."""
+        if CommsriskService.bento is None:
+            return settings
+        if not BENTO_MODEL_TAGS:
+            raise missing_model_error(f"{ENCODER_MODEL} or {CLASSIFIER_MODEL}")
+        encoder, classifier = self.encoder_model, self.classifier_model
+        logger.info("models from the Bento's store: encoder=%s classifier=%s", encoder.tag, classifier.tag)
+        return settings_for_bento(settings, Path(encoder.path), Path(classifier.path))
 
     def _score(
-        self, messages: list[Message], show_values: bool, explain: Explain | None, request_id: str
+        self,
+        messages: list[Message],
+        show_values: bool,
+        explain: Explain | None,
+        budget: RequestBudget,
+        caller: ApiKey | None,
     ) -> list[ScoreResult]:
         started = time.perf_counter()
         try:
             results = self.scorer.score_batch(
-                messages, show_values=show_values, explain=explain or self.settings.service.explain
+                messages,
+                show_values=show_values,
+                explain=explain or self.settings.service.explain,
+                stop=budget.check,
             )
-        except CommsriskError as error:
-            raise to_http_error(error) from error
+        except CommsriskError:
+            logger.warning(
+                "request not scored",
+                extra={"request_id": budget.request_id, "messages": len(messages), "elapsed_s": budget.elapsed_s()},
+                exc_info=False,
+            )
+            raise
         for result in results:
             for risk, decision in result.risks.items():
                 if decision.flagged:
                     flag_counter.labels(risk=risk).inc()
         message_counter.labels(outcome="scored").inc(len(results))
         logger.info(
-            "request=%s messages=%d ids=%s latency_ms=%.1f flags=%s",
-            request_id,
-            len(results),
-            ",".join(r.message_id or "-" for r in results[:20]),
-            (time.perf_counter() - started) * 1000,
-            {risk: sum(r.risks[risk].flagged for r in results) for risk in RISKS},
+            "scored",
+            extra={
+                "request_id": budget.request_id,
+                "caller": caller.name if caller else None,
+                "messages": len(results),
+                "ids": [r.message_id for r in results[:20] if r.message_id],
+                "latency_ms": round((time.perf_counter() - started) * 1000, 1),
+                "flags": {risk: sum(r.risks[risk].flagged for r in results) for risk in RISKS},
+                "model_version": self.scorer.model_version,
+                "thresholds_version": results[0].thresholds_version if results else None,
+            },
         )
         return results
 
+    async def _in_worker_thread(self, ctx: bentoml.Context, work: Callable[[RequestBudget], T]) -> T:
+        """Run `work` in a thread under the request's budget; a client that leaves cancels it."""
+        budget = RequestBudget(self.settings.service.request_deadline_s, _request_id(ctx))
+        watcher = asyncio.create_task(_cancel_on_disconnect(ctx.request, budget))
+        try:
+            with self.in_flight.track(budget):
+                return await anyio.to_thread.run_sync(work, budget)
+        finally:
+            watcher.cancel()
+
+    def _check_access(
+        self, message: Message, show_pii_values: bool, caller: ApiKey | None, policy: ThresholdPolicy
+    ) -> None:
+        """Raise when the caller may not score `message` so (scope, business unit) or the policy refuses its unit."""
+        if caller is not None and show_pii_values and not caller.allows("pii:reveal"):
+            raise AccessDeniedError(f"show_pii_values: API key '{caller.name}' lacks the 'pii:reveal' scope")
+        if caller is not None and not caller.allows_unit(message.business_unit):
+            raise AccessDeniedError(
+                f"message.business_unit: API key '{caller.name}' may not score for '{message.business_unit}'"
+            )
+        if not policy.accepts_unit(message.business_unit):
+            raise InvalidInputError(
+                f"message.business_unit: '{message.business_unit}' is not a business unit of thresholds version "
+                f"{policy.version}, which rejects unknown units (unknown_business_units)"
+            )
+
     @bentoml.api(route="/score")
-    def score(
+    async def score(
         self,
         message: Annotated[Message, Field(examples=[EXAMPLE_MESSAGE.model_dump(exclude_none=True)])],
         ctx: bentoml.Context,
@@ -161,12 +278,19 @@ class CommsriskService:
         explain: Annotated[Explain | None, Field(description=EXPLAIN_HELP)] = None,
     ) -> ScoreResult:
         """Score one message: per-risk score, flag, threshold and evidence."""
-        self._check_length(message)
-        result = self._score([message], show_pii_values, explain, _request_id(ctx))[0]
-        return JSONResponse(result.model_dump(mode="json", exclude_none=True))  # type: ignore[return-value]
+        caller = _caller(ctx)
+        try:
+            self._check_length(message)
+            self._check_access(message, show_pii_values, caller, self.policy.current())
+            results = await self._in_worker_thread(
+                ctx, lambda budget: self._score([message], show_pii_values, explain, budget, caller)
+            )
+        except CommsriskError as error:
+            return error_response(error, ctx)  # type: ignore[return-value]
+        return JSONResponse(results[0].model_dump(mode="json", exclude_none=True))  # type: ignore[return-value]
 
     @bentoml.api(route="/score_batch")
-    def score_batch(
+    async def score_batch(
         self,
         messages: Annotated[
             list[dict[str, Any]],
@@ -182,27 +306,60 @@ class CommsriskService:
         explain: Annotated[Explain | None, Field(description=EXPLAIN_HELP)] = None,
     ) -> list[BatchItemResult]:
         """Score up to the batch limit; an invalid message gets its own error, the others still score."""
-        limit = self.settings.limits.max_batch_size
-        if len(messages) > limit:
-            raise InvalidArgument(f"messages: {len(messages)} messages, over the batch limit of {limit}")
+        try:
+            return await self._score_batch(messages, ctx, show_pii_values, explain)  # type: ignore[return-value]
+        except CommsriskError as error:
+            return error_response(error, ctx)  # type: ignore[return-value]
+
+    async def _score_batch(
+        self, messages: list[dict[str, Any]], ctx: bentoml.Context, show_pii_values: bool, explain: Explain | None
+    ) -> JSONResponse:
+        limits = self.settings.limits
+        if len(messages) > limits.max_batch_size:
+            raise InvalidInputError(
+                f"messages: {len(messages)} messages, over the batch limit of {limits.max_batch_size}"
+            )
+        chars = sum(len(raw["text"]) for raw in messages if isinstance(raw, dict) and isinstance(raw.get("text"), str))
+        if chars > limits.max_batch_chars:
+            raise PayloadTooLargeError(
+                f"messages: {chars} characters of text in all, over the limit of {limits.max_batch_chars} "
+                "per request (limits.max_batch_chars); split the batch"
+            )
+        caller = _caller(ctx)
+        if caller is not None and show_pii_values and not caller.allows("pii:reveal"):
+            raise AccessDeniedError(f"show_pii_values: API key '{caller.name}' lacks the 'pii:reveal' scope")
+        policy = self.policy.current()
         items: list[BatchItemResult] = []
         valid: list[tuple[int, Message]] = []
         for index, raw in enumerate(messages):
             try:
-                valid.append((index, Message.model_validate(raw, context={"limits": self.settings.limits})))
+                message = Message.model_validate(raw, context={"limits": limits})
+                self._check_access(message, show_pii_values, caller, policy)
+                valid.append((index, message))
             except ValidationError as error:
                 items.append(BatchItemResult(index=index, error=describe_validation_error(error)))
+            except CommsriskError as error:
+                items.append(BatchItemResult(index=index, error=str(error)))
         if len(items):
             message_counter.labels(outcome="rejected").inc(len(items))
-        results = self._score([m for _, m in valid], show_pii_values, explain, _request_id(ctx)) if valid else []
+        results = (
+            await self._in_worker_thread(
+                ctx, lambda budget: self._score([m for _, m in valid], show_pii_values, explain, budget, caller)
+            )
+            if valid
+            else []
+        )
         items += [BatchItemResult(index=i, result=r) for (i, _), r in zip(valid, results, strict=True)]
         ordered = sorted(items, key=lambda item: item.index)
-        return JSONResponse([item.model_dump(mode="json", exclude_none=True) for item in ordered])  # type: ignore[return-value]
+        return JSONResponse([item.model_dump(mode="json", exclude_none=True) for item in ordered])
 
-    def thresholds_info(self) -> ThresholdsInfo:
-        """The thresholds policy in force (reloaded when the policy file changes)."""
+    def thresholds_info(self, caller: ApiKey | None = None) -> ThresholdsInfo:
+        """The thresholds policy in force (reloaded when its file changes), only the caller's units if restricted."""
         policy = self.policy.current()
-        return ThresholdsInfo(version=policy.version, defaults=policy.defaults, business_units=policy.business_units)
+        units = policy.business_units
+        if caller is not None and caller.business_units is not None:
+            units = {unit: values for unit, values in units.items() if unit in caller.business_units}
+        return ThresholdsInfo(version=policy.version, defaults=policy.defaults, business_units=units)
 
     def model_info_response(self) -> ModelInfo:
         """The classifier version in use."""
@@ -217,7 +374,22 @@ class CommsriskService:
     def _check_length(self, message: Message) -> None:
         limit = self.settings.limits.max_text_chars
         if len(message.text) > limit:
-            raise InvalidArgument(f"message.text: {len(message.text)} characters, over the limit of {limit}")
+            raise InvalidInputError(f"message.text: {len(message.text)} characters, over the limit of {limit}")
+
+
+def _caller(ctx: bentoml.Context) -> ApiKey | None:
+    """The API key the access middleware matched for this request (None when keys are off)."""
+    return getattr(ctx.request.state, "api_key", None)
+
+
+async def _cancel_on_disconnect(request: Request, budget: RequestBudget) -> None:
+    """Cancel the budget as soon as the client goes away (polled: ASGI has no disconnect callback)."""
+    while True:
+        if await request.is_disconnected():
+            budget.cancel("the client disconnected")
+            logger.info("client disconnected, scoring stopped", extra={"request_id": budget.request_id})
+            return
+        await asyncio.sleep(DISCONNECT_POLL_S)
 
 
 def _request_id(ctx: bentoml.Context | None) -> str:
@@ -228,7 +400,9 @@ def _request_id(ctx: bentoml.Context | None) -> str:
     return uuid.uuid4().hex[:16]
 
 
+CommsriskService.add_asgi_middleware(RequestMetricsMiddleware)  # the first added is the outermost
+CommsriskService.add_asgi_middleware(SecurityHeadersMiddleware)
 CommsriskService.add_asgi_middleware(ValidationErrorShapeMiddleware)
 CommsriskService.add_asgi_middleware(JsonOnlyMiddleware)
 CommsriskService.add_asgi_middleware(BodySizeLimitMiddleware)
-CommsriskService.add_asgi_middleware(ApiKeyMiddleware)
+CommsriskService.add_asgi_middleware(AccessMiddleware)

@@ -1,26 +1,33 @@
-"""ASGI middleware for the service: refuse oversized bodies before parsing; optional API key.
+"""ASGI middleware for the service: body limits, API keys and scopes, bounded metrics, headers.
 
-Both answer before BentoML sees the request, so neither a large body nor a missing key costs a
+Each answers before BentoML sees the request, so neither a large body nor a missing key costs a
 parse or a model call.
 """
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-import os
+import time
 from typing import Any
 
+import bentoml
 from bentoml.exceptions import BentoMLException
 from pydantic import ValidationError
 
+from commsrisk.service.access import (
+    DOC_PATHS,
+    NO_KEYS_OFF_LOOPBACK,
+    PROBES,
+    ROUTE_SCOPES,
+    KeyRing,
+    is_loopback,
+    required_scope,
+)
 from commsrisk.settings import Settings
 
 Scope = dict[str, Any]
-API_KEY_ENV = "COMMSRISK_API_KEY"
-OPEN_PATHS = frozenset({"/healthz", "/livez", "/readyz", "/metrics", "/docs", "/docs.json", "/"})
-"""Paths that need no API key: probes, metrics and the API docs."""
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 async def _send_json(send: Any, status: int, payload: dict[str, Any], headers: list[tuple[bytes, bytes]] = []) -> None:  # noqa: B006
@@ -35,12 +42,13 @@ async def _send_json(send: Any, status: int, payload: dict[str, Any], headers: l
     await send({"type": "http.response.body", "body": body})
 
 
-class BodyTooLarge(Exception):
-    """Raised inside `receive` when a streamed body passes the limit."""
-
-
 class BodySizeLimitMiddleware:
-    """413 for a body over `limits.max_body_bytes`, by Content-Length or while streaming."""
+    """413 for a body over `limits.max_body_bytes`, by Content-Length or while it streams in.
+
+    A POST body is read here in full (up to the limit) before the app sees it, then replayed: a
+    chunked body without Content-Length gets the same 413 as a declared one, and nothing past the
+    limit is ever buffered.
+    """
 
     def __init__(self, app: Any, max_bytes: int | None = None) -> None:
         self.app = app
@@ -48,7 +56,7 @@ class BodySizeLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
         """Refuse by declared length first, else count bytes as they stream in."""
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("method") not in BODY_METHODS:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
@@ -56,29 +64,31 @@ class BodySizeLimitMiddleware:
         if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
             await _send_json(send, 413, self._error(int(declared)))
             return
+        chunks: list[bytes] = []
         seen = 0
-        started = False
-
-        async def limited_receive() -> Any:
-            nonlocal seen
+        while True:
             message = await receive()
-            if message["type"] == "http.request":
-                seen += len(message.get("body", b""))
-                if seen > self.max_bytes:
-                    raise BodyTooLarge
-            return message
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                await _send_json(send, 413, self._error(seen), [(b"connection", b"close")])
+                return
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        body = b"".join(chunks)
+        replayed = False
 
-        async def tracking_send(message: Any) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
+        async def replay() -> Any:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # after the body: the client's disconnect, when it comes
 
-        try:
-            await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            if not started:
-                await _send_json(send, 413, self._error(seen))
+        await self.app(scope, replay, send)
 
     def _error(self, size: int) -> dict[str, str]:
         return {
@@ -87,33 +97,135 @@ class BodySizeLimitMiddleware:
         }
 
 
-class ApiKeyMiddleware:
-    """When COMMSRISK_API_KEY is set, every API path needs it (Authorization: Bearer KEY or X-API-Key)."""
+class AccessMiddleware:
+    """Checks the API key and its scope for the route before BentoML parses anything.
+
+    401 for a missing or unknown key, 403 for a key without the route's scope. The matched key is
+    left in the request state (`request.state.api_key`) for the checks that need the body
+    (`show_pii_values`, business units). With no key configured every route is open to
+    connections on a loopback address only, however the server was bound.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.key = os.environ.get(API_KEY_ENV) or None
+        self.settings = Settings.load().service
+        self.keyring = KeyRing.load(self.settings)
 
     async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
-        """Pass open paths and requests with the right key; answer 401 otherwise."""
-        if self.key is None or scope["type"] != "http" or scope.get("path") in OPEN_PATHS:
+        """Pass open paths and requests whose key has the scope; answer 401/403 otherwise."""
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+        state["api_key"] = None
+        needed = required_scope(scope.get("path", ""), self.settings)
+        if needed is None:
+            await self.app(scope, receive, send)
+            return
+        if not self.keyring.enabled:
+            server = scope.get("server") or ("127.0.0.1", 0)
+            if is_loopback(str(server[0])):
+                await self.app(scope, receive, send)
+                return
+            await _send_json(send, 403, {"error": NO_KEYS_OFF_LOOPBACK})
             return
         headers = dict(scope.get("headers") or [])
         given = headers.get(b"x-api-key", b"").decode("latin-1")
         auth = headers.get(b"authorization", b"").decode("latin-1")
         if not given and auth.lower().startswith("bearer "):
             given = auth[7:].strip()
-        if given and hmac.compare_digest(given.encode(), self.key.encode()):
+        key = self.keyring.match(given) if given else None
+        if key is None:
+            reason = "missing API key" if not given else "unknown API key"
+            await _send_json(
+                send,
+                401,
+                {"error": f"{reason}: send the key in 'Authorization: Bearer <key>' or 'X-API-Key'"},
+                [(b"www-authenticate", b"Bearer")],
+            )
+            return
+        if not key.allows(needed):
+            await _send_json(
+                send, 403, {"error": f"API key '{key.name}' lacks the '{needed}' scope that {scope['path']} needs"}
+            )
+            return
+        state["api_key"] = key
+        await self.app(scope, receive, send)
+
+
+request_counter = bentoml.metrics.Counter(
+    name="commsrisk_http_requests_total",
+    documentation="HTTP requests by route (unknown paths count as 'other'), method and status.",
+    labelnames=["route", "method", "status"],
+)
+request_latency = bentoml.metrics.Histogram(
+    name="commsrisk_http_request_duration_seconds",
+    documentation="HTTP request latency by route (unknown paths count as 'other').",
+    labelnames=["route"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+)
+KNOWN_ROUTES = frozenset(ROUTE_SCOPES) | PROBES | DOC_PATHS
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestMetricsMiddleware:
+    """Counts requests and their latency with bounded labels: the routes we serve, else 'other'.
+
+    BentoML's own request metrics label each series with the raw path, so random 404 paths grow
+    /metrics without bound; the service turns those off and counts here instead.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Time the request and count it under its route once the response starts."""
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        reason = "missing API key" if not given else "wrong API key"
-        await _send_json(
-            send,
-            401,
-            {"error": f"{reason}: send the key in 'Authorization: Bearer <key>' or 'X-API-Key' ({API_KEY_ENV})"},
-            [(b"www-authenticate", b"Bearer")],
-        )
+        path = scope.get("path", "")
+        route = path if path in KNOWN_ROUTES else "other"
+        method = scope.get("method", "") if scope.get("method") in METHODS else "other"
+        started = time.perf_counter()
+        status = 500
+
+        async def counting_send(message: Any) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        try:
+            await self.app(scope, receive, counting_send)
+        finally:
+            request_counter.labels(route=route, method=method, status=str(status)).inc()
+            request_latency.labels(route=route).observe(time.perf_counter() - started)
+
+
+class SecurityHeadersMiddleware:
+    """Every response says: scripts, styles and images from this server only; no MIME sniffing."""
+
+    HEADERS = (
+        (b"content-security-policy", b"default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'"),
+        (b"x-content-type-options", b"nosniff"),
+        (b"referrer-policy", b"no-referrer"),
+    )
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Any, send: Any) -> None:
+        """Add the headers to the response start."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *self.HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 class RedactClientErrors(logging.Filter):

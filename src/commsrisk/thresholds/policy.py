@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -28,6 +28,11 @@ class ThresholdPolicy(BaseModel):
     )
     defaults: dict[Risk, Threshold] = Field(..., description="A threshold for every risk.")
     business_units: dict[str, dict[Risk, Threshold]] = Field(default_factory=dict)
+    unknown_business_units: Literal["reject", "defaults"] | None = Field(
+        None,
+        description="A message naming a unit not listed here: 'reject' it (HTTP 400) or score it on the defaults. "
+        "Unset: 'defaults' when no unit is listed, else 'reject' (a typo must not silently get the defaults).",
+    )
 
     @field_validator("defaults")
     @classmethod
@@ -36,6 +41,13 @@ class ThresholdPolicy(BaseModel):
         if missing:
             raise ValueError(f"missing risk(s) {missing}; every risk needs a default")
         return defaults
+
+    def accepts_unit(self, business_unit: str | None) -> bool:
+        """Whether a message of `business_unit` may be scored: no unit, a listed one, or a catch-all policy."""
+        if business_unit is None or business_unit in self.business_units:
+            return True
+        rule = self.unknown_business_units or ("reject" if self.business_units else "defaults")
+        return rule == "defaults"
 
     def for_unit(self, business_unit: str | None) -> tuple[Thresholds, bool]:
         """Thresholds for a unit and whether the unit has overrides (else the defaults apply)."""
@@ -115,6 +127,8 @@ def dump_policy(policy: ThresholdPolicy) -> str:
             for unit, values in sorted(policy.business_units.items())
         },
     }
+    if policy.unknown_business_units is not None:
+        payload["unknown_business_units"] = policy.unknown_business_units
     return yaml.safe_dump(payload, sort_keys=False, allow_unicode=True)
 
 

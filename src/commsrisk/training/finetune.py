@@ -25,7 +25,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase, get_linear_sc
 
 from commsrisk.classifier.mean_pooling import MEAN_POOLING_KIND, MeanPoolingClassifier, save_mean_pooling
 from commsrisk.classifier.model import METADATA_FILE, RiskClassifier, load_encoder, load_encoder_for_classification
+from commsrisk.classifier.tokens import cut_tokens
 from commsrisk.schema import RISKS
+from commsrisk.settings import DEFAULT_TAIL_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ class FineTuneConfig(BaseModel):
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.06, ge=0, lt=1)
     max_length: int = Field(128, ge=8, le=512)
+    tail_tokens: int = Field(DEFAULT_TAIL_TOKENS, ge=0, le=256, description="Tokens kept from a long text's end.")
     lora_r: int = Field(16, ge=1, le=256)
     lora_alpha: int = Field(32, ge=1)
     lora_dropout: float = Field(0.1, ge=0, lt=1)
@@ -174,8 +177,9 @@ def fine_tune(
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     logger.info("fine-tuning (%s): %d texts, %d trainable parameters", config.method, len(texts), trainable)
 
-    encoded = tokenizer(list(texts), truncation=True, max_length=config.max_length)
-    input_ids: list[list[int]] = encoded["input_ids"]
+    input_ids: list[list[int]] = cut_tokens(
+        tokenizer, texts, max_length=config.max_length, tail_tokens=config.tail_tokens
+    )["input_ids"]
     lengths = [len(ids) for ids in input_ids]
     targets = torch.tensor(labels, dtype=torch.float32)
     rng = np.random.default_rng(config.seed)
@@ -262,7 +266,14 @@ class _Selection:
             return {}
         from sklearn.metrics import average_precision_score
 
-        classifier = RiskClassifier(self.model, self.tokenizer, "in-training", self.config.max_length, batch_size=64)
+        classifier = RiskClassifier(
+            self.model,
+            self.tokenizer,
+            "in-training",
+            self.config.max_length,
+            batch_size=64,
+            tail_tokens=self.config.tail_tokens,
+        )
         proba = classifier.predict_proba(self.texts)
         value = float(
             np.mean([average_precision_score(self.labels[:, j], proba[:, j]) for j in range(self.labels.shape[1])])
@@ -293,7 +304,14 @@ def _eval_loss(
     config: FineTuneConfig,
     loss_fn: torch.nn.Module,
 ) -> float:
-    classifier = RiskClassifier(model, tokenizer, version="in-training", max_length=config.max_length, batch_size=64)
+    classifier = RiskClassifier(
+        model,
+        tokenizer,
+        version="in-training",
+        max_length=config.max_length,
+        batch_size=64,
+        tail_tokens=config.tail_tokens,
+    )
     logits = torch.tensor(classifier.predict_logits(texts))
     return float(loss_fn(logits, torch.tensor(labels, dtype=torch.float32)))
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
 
 from commsrisk.classifier.mean_pooling import MeanPoolingClassifier
+from commsrisk.classifier.tokens import encode
 from commsrisk.training.finetune import FineTuneConfig, build_trainable
 
 logger = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ def embed(
     texts: Sequence[str],
     *,
     max_length: int,
+    tail_tokens: int,
     batch_size: int = 64,
     progress: bool = False,
 ) -> np.ndarray:
@@ -45,9 +47,7 @@ def embed(
     with torch.inference_mode():
         for start in tqdm(range(0, len(texts), batch_size), desc="embedding", unit="batch", disable=not progress):
             idx = order[start : start + batch_size]
-            batch = tokenizer(
-                [texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt"
-            )
+            batch = encode(tokenizer, [texts[i] for i in idx], max_length=max_length, tail_tokens=tail_tokens)
             out[idx] = model.pooled(batch["input_ids"], batch["attention_mask"]).numpy()
     return out
 
@@ -71,12 +71,14 @@ def fit_frozen_head(
     model, tokenizer = build_trainable(config.model_copy(update={"method": "frozen"}))
     if not isinstance(model, MeanPoolingClassifier):
         raise TypeError("the frozen method builds a MeanPoolingClassifier")
-    train = embed(model, tokenizer, texts, max_length=config.max_length, progress=True)
+    train = embed(model, tokenizer, texts, max_length=config.max_length, tail_tokens=config.tail_tokens, progress=True)
     scaler = StandardScaler().fit(train)
     scaled = scaler.transform(train)
     c = DEFAULT_C
     if select_texts is not None and select_labels is not None and len(select_texts):
-        dev = scaler.transform(embed(model, tokenizer, select_texts, max_length=config.max_length))
+        dev = scaler.transform(
+            embed(model, tokenizer, select_texts, max_length=config.max_length, tail_tokens=config.tail_tokens)
+        )
         scores = {}
         for candidate in C_GRID:
             heads = _fit(scaled, labels, candidate, config.seed)

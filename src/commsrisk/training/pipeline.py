@@ -256,7 +256,14 @@ def run_training(
                 progress=progress,
                 **select,
             )
-        classifier = RiskClassifier(model, tokenizer, "in-training", max_length=config.max_length, batch_size=64)
+        classifier = RiskClassifier(
+            model,
+            tokenizer,
+            "in-training",
+            max_length=config.max_length,
+            batch_size=64,
+            tail_tokens=config.tail_tokens,
+        )
         scored = ("calibration", "test", "dev") if dev is not None else ("calibration", "test")
         clf_proba = {name: classifier.predict_proba(texts[name]) for name in scored}
         cut = best_f1_thresholds(labels["calibration"], clf_proba["calibration"])
@@ -337,6 +344,7 @@ def run_training(
             "base_model": config.base_model,
             "base_model_identity": base_model_identity(config.base_model),
             "max_length": config.max_length,
+            "tail_tokens": config.tail_tokens,
             "run_id": run.info.run_id,
             "seed": config.seed,
             "data_digest": data.digest,
