@@ -248,3 +248,228 @@ def test_diff_lists_added_and_removed_units() -> None:
         "business_units.equities-trading: removed (was {'misconduct': 0.3})",
         "business_units.retail-banking: added {'misconduct': 0.3}",
     ]
+
+
+def test_diff_reports_the_rule_for_unlisted_units() -> None:
+    listed = parse_policy(GOOD)
+    assert diff_policies(listed, parse_policy(GOOD + "unknown_business_units: defaults\n")) == [
+        "unknown_business_units: unset (reject: units are listed) -> defaults"
+    ]
+    assert diff_policies(parse_policy(GOOD + "unknown_business_units: defaults\n"), listed) == [
+        "unknown_business_units: defaults -> unset (reject: units are listed)"
+    ]
+    # Adding the first unit turns an unset rule from 'defaults' into 'reject': that is a change too.
+    bare = parse_policy(GOOD.split("business_units:")[0])
+    assert "unknown_business_units: unset (defaults: no unit listed) -> unset (reject: units are listed)" in (
+        diff_policies(bare, listed)
+    )
+    explicit = ThresholdPolicy(defaults=listed.defaults, unknown_business_units="reject")
+    assert diff_policies(explicit, explicit) == []
+
+
+# --- the hash-chained history, hand edits and who is recorded --------------------------------------
+
+STORE_LOGGER = "commsrisk.thresholds.store"
+
+
+@pytest.fixture()
+def cli_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> ThresholdSettings:
+    """Settings for `commsrisk thresholds ...` run in-process: the policy and history in tmp_path."""
+    settings = _settings(tmp_path)
+    monkeypatch.setenv("COMMSRISK_THRESHOLDS__POLICY_FILE", str(settings.policy_file))
+    monkeypatch.setenv("COMMSRISK_THRESHOLDS__HISTORY_DB", str(settings.history_db))
+    monkeypatch.delenv("COMMSRISK_THRESHOLDS__HAND_EDITS", raising=False)
+    monkeypatch.setenv("COMMSRISK_CONFIG", str(tmp_path / "no-config.yaml"))
+    return settings
+
+
+def _cli(*args: str):  # type: ignore[no-untyped-def]
+    from typer.testing import CliRunner
+
+    from commsrisk.cli.app import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def _words(text: str) -> str:
+    return " ".join(text.split())  # rich wraps long lines
+
+
+def _history_of_three(settings: ThresholdSettings) -> list:  # type: ignore[type-arg]
+    first = apply_policy(parse_policy(GOOD), settings, author="alice", reason="initial")
+    apply_policy(parse_policy(GOOD.replace("misconduct: 0.3", "misconduct: 0.25")), settings, author="bob", reason="r")
+    rollback_policy(first.version, settings, author="carol", reason="back")
+    return PolicyHistory(settings.history_db).changes()
+
+
+def _sql(settings: ThresholdSettings, script: str) -> None:
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(settings.history_db)) as db:
+        db.executescript(script)
+
+
+def test_the_chain_verifies_and_an_edit_around_the_trigger_breaks_it_at_that_record(
+    cli_settings: ThresholdSettings,
+) -> None:
+    changes = _history_of_three(cli_settings)
+    assert [c.seq for c in changes] == [1, 2, 3, 4] and changes[0].prev_hash == "0" * 64
+    assert all(later.prev_hash == earlier.record_hash for earlier, later in zip(changes, changes[1:], strict=False))
+    result = PolicyHistory(cli_settings.history_db).verify()
+    assert result.ok and result.checked == 4 and result.head_hash == changes[-1].record_hash
+    assert PolicyHistory(cli_settings.history_db).verify(changes[1].record_hash).ok  # an older anchor is fine too
+    intact = _cli("thresholds", "verify")
+    assert intact.exit_code == 0, intact.output
+    assert "4 records checked" in _words(intact.stdout) and changes[-1].record_hash in intact.stdout
+
+    _sql(cli_settings, "DROP TRIGGER policy_versions_no_update; UPDATE policy_versions SET author='x' WHERE seq=2;")
+    broken = PolicyHistory(cli_settings.history_db).verify()
+    assert not broken.ok and broken.bad_seq == 2 and broken.bad_version == changes[1].version
+    assert broken.checked == 1 and "does not match its hash" in (broken.problem or "")
+    run = _cli("thresholds", "verify")
+    assert run.exit_code == 3, run.output
+    assert f"history broken at seq 2 (version {changes[1].version})" in _words(run.stderr)
+    # The trigger is back, so the next edit needs dropping it again.
+    import sqlite3
+
+    with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+        _sql(cli_settings, "UPDATE policy_versions SET author='y' WHERE seq=3;")
+
+
+def test_a_removed_last_record_fails_verify_against_the_old_head_as_anchor(cli_settings: ThresholdSettings) -> None:
+    changes = _history_of_three(cli_settings)
+    old_head = changes[-1].record_hash
+    assert old_head is not None
+    _sql(cli_settings, "DROP TRIGGER policy_versions_no_delete; DELETE FROM policy_versions WHERE seq=4;")
+
+    # What is left still chains: without the anchor the history looks whole ...
+    assert PolicyHistory(cli_settings.history_db).verify().ok
+    # ... the anchor noted before shows the truncation.
+    result = PolicyHistory(cli_settings.history_db).verify(old_head)
+    assert not result.ok and result.checked == 3 and result.bad_seq is None
+    assert "rewritten or truncated" in (result.problem or "") and old_head in (result.problem or "")
+    run = _cli("thresholds", "verify", "--anchor", old_head)
+    assert run.exit_code == 3, run.output
+    assert f"no record has the anchor hash {old_head}" in _words(run.stderr)
+    # Without it, verify passes but warns: the file is the removed record's, not the last one's.
+    plain = _cli("thresholds", "verify")
+    assert plain.exit_code == 0, plain.output
+    assert f"does not match the last record ({changes[2].version})" in _words(plain.stderr)
+
+
+def test_a_hand_edit_seen_by_the_watcher_is_recorded_unattributed_and_logged_without_contents(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hashlib
+    import logging
+
+    from commsrisk.thresholds.store import UNATTRIBUTED_EDIT
+
+    settings = _settings(tmp_path)
+    applied = apply_policy(parse_policy(GOOD), settings, author="alice", reason="initial")
+    watcher = PolicyWatcher(settings, check_interval_s=0)
+    assert watcher.current().version == applied.version
+    edited = GOOD.replace("misconduct: 0.3", "misconduct: 0.2") + "  # asked by jane.doe@example.com\n"
+    settings.policy_file.write_bytes(edited.encode("utf-8"))
+    digest = hashlib.sha256(edited.encode("utf-8")).hexdigest()
+
+    caplog.set_level(logging.INFO, logger=STORE_LOGGER)
+    in_force = watcher.current()
+    head = PolicyHistory(settings.history_db).changes()[-1]
+    assert (head.author, head.parent, head.policy_yaml) == (UNATTRIBUTED_EDIT, applied.version, edited)
+    assert digest in head.reason and head.version.endswith(digest[:8])
+    assert head.diff == ["business_units.equities-trading.misconduct: 0.3 -> 0.2"]
+    assert in_force.version == head.version and in_force.business_units["equities-trading"]["misconduct"] == 0.2
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING and r.name == STORE_LOGGER]
+    assert len(warnings) == 1 and digest in warnings[0].getMessage() and head.version in warnings[0].getMessage()
+    assert "jane.doe" not in caplog.text and "misconduct" not in caplog.text  # the file's contents are never logged
+    assert PolicyHistory(settings.history_db).verify().ok
+    watcher.current()
+    assert len(PolicyHistory(settings.history_db).changes()) == 3  # recorded once, not on every check
+
+    # An edit no watcher saw is put on record by the next apply, before its own change.
+    settings.policy_file.write_text(GOOD.replace("0.4", "0.45"), encoding="utf-8")
+    nxt = apply_policy(parse_policy(GOOD.replace("0.6", "0.65")), settings, author="bob", reason="r")
+    authors = [c.author for c in PolicyHistory(settings.history_db).changes()]
+    assert authors == ["(found in force)", "alice", UNATTRIBUTED_EDIT, UNATTRIBUTED_EDIT, "bob"]
+    assert nxt.parent == PolicyHistory(settings.history_db).changes()[3].version
+
+
+def test_a_deleted_policy_file_is_recorded_and_the_service_keeps_its_policy(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from commsrisk.thresholds.store import UNATTRIBUTED_DELETION
+
+    settings = _settings(tmp_path)
+    applied = apply_policy(parse_policy(GOOD), settings, author="alice", reason="initial")
+    watcher = PolicyWatcher(settings, check_interval_s=0)
+    watcher.current()
+    settings.policy_file.unlink()
+    caplog.set_level(logging.INFO, logger=STORE_LOGGER)
+    assert watcher.current().version == applied.version
+    head = PolicyHistory(settings.history_db).changes()[-1]
+    assert (head.author, head.parent, head.policy_yaml) == (UNATTRIBUTED_DELETION, applied.version, "")
+    assert head.diff[0] == "policy file deleted" and "deleted" in head.reason
+    assert any(r.levelno == logging.WARNING and "deleted outside commsrisk" in r.getMessage() for r in caplog.records)
+    watcher.current()
+    assert len(PolicyHistory(settings.history_db).changes()) == 3  # once
+    assert PolicyHistory(settings.history_db).verify().ok
+    with pytest.raises(ConfigurationError, match="records the deletion"):
+        rollback_policy(head.version, settings, author="x", reason="y")
+
+
+def test_with_hand_edits_refused_the_watcher_keeps_the_recorded_policy_and_logs_an_error(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import hashlib
+    import logging
+
+    from commsrisk.thresholds.store import policy_in_force
+
+    settings = _settings(tmp_path).model_copy(update={"hand_edits": "refuse"})
+    applied = apply_policy(parse_policy(GOOD), settings, author="alice", reason="initial")
+    watcher = PolicyWatcher(settings, check_interval_s=0)
+    assert watcher.current().version == applied.version
+    edited = GOOD.replace("misconduct: 0.3", "misconduct: 0.01")
+    settings.policy_file.write_text(edited, encoding="utf-8")
+    caplog.set_level(logging.INFO, logger=STORE_LOGGER)
+    kept = watcher.current()
+    assert kept.version == applied.version and kept.business_units["equities-trading"]["misconduct"] == 0.3
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR and r.name == STORE_LOGGER]
+    assert len(errors) == 1 and "refuse" in errors[0].getMessage()
+    assert hashlib.sha256(edited.encode()).hexdigest() in errors[0].getMessage() and "misconduct" not in caplog.text
+    assert [c.version for c in PolicyHistory(settings.history_db).changes()][-1] == applied.version  # not recorded
+    assert policy_in_force(settings).version == applied.version  # the CLI sees what the service serves
+    # Putting the recorded text back is taken again, silently.
+    settings.policy_file.write_text(applied.policy_yaml, encoding="utf-8")
+    assert watcher.current().version == applied.version
+
+
+def test_the_author_recorded_is_the_os_user_with_author_as_an_annotation(
+    cli_settings: ThresholdSettings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    pwd = pytest.importorskip("pwd")
+    try:
+        user = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        pytest.skip("no password database entry for this uid")
+    monkeypatch.setenv("USER", "mallory")  # the environment does not decide who is recorded
+    monkeypatch.setenv("LOGNAME", "mallory")
+    candidate = tmp_path / "candidate.yaml"
+    candidate.write_text(GOOD, encoding="utf-8")
+
+    run = _cli("thresholds", "apply", str(candidate), "--reason", "initial", "--author", "for bob, CHG-1\n[x]")
+    assert run.exit_code == 0, run.output
+    head = PolicyHistory(cli_settings.history_db).changes()[-1]
+    assert head.author == f"{user} (annotation: for bob, CHG-1 [x])"
+    assert "mallory" not in head.author and f"record hash {head.record_hash}" in _words(run.stdout)
+    plain = tmp_path / "plain.yaml"
+    plain.write_text(GOOD.replace("0.4", "0.45"), encoding="utf-8")
+    run = _cli("thresholds", "apply", str(plain), "--reason", "second")
+    assert run.exit_code == 0, run.output
+    assert PolicyHistory(cli_settings.history_db).changes()[-1].author == user

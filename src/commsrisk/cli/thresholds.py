@@ -1,12 +1,16 @@
-"""`commsrisk thresholds`: show, diff, apply, history, rollback and tune the per-unit thresholds."""
+"""`commsrisk thresholds`: show, diff, apply, history, verify, rollback and tune the per-unit thresholds."""
 
 from __future__ import annotations
 
 import getpass
+import os
+import re
+import sqlite3
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from commsrisk.cli.console import (
@@ -24,9 +28,40 @@ from commsrisk.schema import RISKS
 from commsrisk.settings import Settings
 
 thresholds_app = typer.Typer(
-    help="Per-business-unit thresholds: show, diff, apply, history, rollback, tune.", no_args_is_help=True
+    help="Per-business-unit thresholds: show, diff, apply, history, verify, rollback, tune.", no_args_is_help=True
 )
-AUTHOR_HELP = "Who; default: the current user."
+AUTHOR_HELP = (
+    "A note kept beside the author, e.g. on whose behalf or a ticket. The author recorded is always the OS user "
+    "running the command: 'osuser (annotation: NOTE)'."
+)
+VERIFY_BROKEN = 3
+"""Exit status of `thresholds verify` when the history's hash chain does not hold."""
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def os_user() -> str:
+    """The OS account running the command, by its real uid where there is one.
+
+    The uid's name comes first because `getpass.getuser()` trusts $USER and $LOGNAME, which anyone
+    can set; it is the fallback where there is no password database (e.g. Windows).
+    """
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError, OSError, AttributeError):
+        pass
+    try:
+        return getpass.getuser()
+    except (ImportError, KeyError, OSError):
+        return "(unknown OS user)"
+
+
+def recorded_author(annotation: str | None) -> str:
+    """The author for a change record: the OS user, with --author kept only as an annotation."""
+    user = os_user()
+    note = _CONTROL.sub(" ", annotation or "").strip()[:200]  # one line: no forged log or table rows
+    return f"{user} (annotation: {note})" if note else user
 
 
 @thresholds_app.command("show")
@@ -81,11 +116,12 @@ def thresholds_apply(
 
     settings = Settings.load().thresholds
     try:
-        change = apply_policy(load_policy(policy_file), settings, author=author or getpass.getuser(), reason=reason)
+        change = apply_policy(load_policy(policy_file), settings, author=recorded_author(author), reason=reason)
     except CommsriskError as error:
         raise fail(error, code=1) from error
-    out.print(f"[green]applied {change.version}[/] (was {change.parent}) by {change.author}:")
+    out.print(f"[green]applied {change.version}[/] (was {change.parent}) by {escape(change.author)}:")
     out.print("\n".join(f"  {line}" for line in change.diff), highlight=False)
+    out.print(f"record hash {change.record_hash} (an anchor for 'thresholds verify --anchor')", highlight=False)
 
 
 @thresholds_app.command("history")
@@ -105,6 +141,69 @@ def thresholds_history() -> None:
     out.print(f"in force: {policy_in_force(settings).version}")
 
 
+@thresholds_app.command("verify")
+def thresholds_verify(
+    anchor: Annotated[
+        str | None,
+        typer.Option(
+            help="A record hash noted earlier (printed by apply and rollback, or by an earlier verify as the "
+            "head): fail unless a record still carries it, which shows a rewritten or truncated history."
+        ),
+    ] = None,
+) -> None:
+    """Check that the thresholds history is intact: recompute its hash chain, record by record.
+
+    Each record carries the hash of the record before it, so a record changed or removed after it
+    was written (say, around the append-only triggers with DROP TRIGGER) breaks the chain here.
+    Prints the records checked and the head hash (note it, and pass it as --anchor later), or the
+    first broken record's seq and version and why. Records removed from the end leave a chain that
+    holds: only --anchor shows that for sure (a policy file that no longer matches the last record
+    is warned about, as it often is then).
+
+    Exit status: 0 the chain holds; 1 the history cannot be read; 2 usage error; 3 the chain does
+    not hold (or --anchor is not found).
+    """
+    from commsrisk.thresholds.store import DELETED_YAML, PolicyHistory, text_digest
+
+    settings = Settings.load().thresholds
+    try:
+        history = PolicyHistory(settings.history_db)
+        result = history.verify(anchor)
+        head = history.head()
+    except sqlite3.Error as error:
+        err.print(f"[bold red]error:[/] {settings.history_db}: cannot read the thresholds history ({error})")
+        raise typer.Exit(1) from error
+    warnings = list(result.warnings)
+    if head is not None:  # a removed last record usually leaves the file as that record had it
+        try:
+            on_disk: str | None = text_digest(Path(settings.policy_file).read_bytes().decode("utf-8"))
+        except FileNotFoundError:
+            on_disk = text_digest(DELETED_YAML)
+        except (OSError, UnicodeDecodeError):
+            on_disk = None
+        if on_disk != text_digest(head.policy_yaml):
+            warnings.append(
+                f"the policy file {settings.policy_file} does not match the last record ({head.version}): "
+                "a change outside commsrisk not yet recorded, or records removed from the end"
+            )
+    for warning in warnings:
+        err.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
+    if result.ok:
+        out.print(
+            f"[green]history intact[/]: {result.checked} records checked in {settings.history_db}; "
+            f"head hash {result.head_hash or 'none (empty history)'}",
+            highlight=False,
+        )
+        return
+    if result.bad_seq is not None:
+        where = f" at seq {result.bad_seq} (version {escape(str(result.bad_version))})"
+        tail = f"{result.checked} records before it are intact"
+    else:
+        where, tail = "", f"the {result.checked} records there chain, from head hash {result.head_hash or 'none'}"
+    err.print(f"[bold red]history broken[/]{where}: {escape(str(result.problem))}; {tail}", highlight=False)
+    raise typer.Exit(VERIFY_BROKEN)
+
+
 @thresholds_app.command("rollback")
 def thresholds_rollback(
     version: Annotated[str, typer.Argument(help="The version whose thresholds to restore.")],
@@ -115,11 +214,12 @@ def thresholds_rollback(
     from commsrisk.thresholds.store import rollback_policy
 
     try:
-        change = rollback_policy(version, Settings.load().thresholds, author=author or getpass.getuser(), reason=reason)
+        change = rollback_policy(version, Settings.load().thresholds, author=recorded_author(author), reason=reason)
     except CommsriskError as error:
         raise fail(error, code=1) from error
     out.print(f"[green]rolled back[/]: {change.version} restores {version}")
     out.print("\n".join(f"  {line}" for line in change.diff), highlight=False)
+    out.print(f"record hash {change.record_hash} (an anchor for 'thresholds verify --anchor')", highlight=False)
 
 
 @thresholds_app.command("tune")
