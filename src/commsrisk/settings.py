@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, YamlConfigSettingsSource
@@ -18,8 +18,12 @@ from commsrisk.schema import LANGUAGES, ApiScope, Explain, Limits
 
 CONFIG_ENV = "COMMSRISK_CONFIG"
 DEFAULT_CONFIG_FILE = Path("commsrisk.yaml")
-DEFAULT_TAIL_TOKENS = 32
-"""Tokens the classifier takes from the end of a message longer than max_length (the rest from its start)."""
+DEFAULT_TAIL_TOKENS = 0
+"""Tokens training and phrase explanations take from the end of a message longer than max_length.
+0 (the start only): scoring sees all of a long message through windows (DEFAULT_WINDOW_TOKENS),
+and head + tail did not beat the start alone on the dev set (benchmarks/results/long_messages.json)."""
+DEFAULT_WINDOW_TOKENS = 64
+"""Tokens per window when a message longer than max_length is scored as overlapping windows."""
 
 
 class ModelSettings(BaseModel):
@@ -44,8 +48,17 @@ class ModelSettings(BaseModel):
         DEFAULT_TAIL_TOKENS,
         ge=0,
         le=256,
-        description="Of max_length, tokens taken from the end of a longer message (the rest from its start).",
+        description="Of max_length, tokens taken from the end of a longer message in training and phrase "
+        "explanations (the rest from its start).",
     )
+    window_tokens: int = Field(
+        DEFAULT_WINDOW_TOKENS,
+        ge=0,
+        le=512,
+        description="A message longer than max_length is scored as windows of this many tokens, half a window "
+        "apart, each risk taking its highest window (0: cut to max_length as in training).",
+    )
+    max_windows: int = Field(8, gt=0, le=256, description="Windows scored per long message at most.")
     batch_size: int = Field(32, gt=0, le=1024, description="Messages per classifier forward pass.")
     torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads (None: torch default).")
 
@@ -101,6 +114,13 @@ class TrackingSettings(BaseModel):
     )
     experiment: str = Field("commsrisk", description="MLflow experiment for training runs.")
     registered_model: str = Field("commsrisk", description="Registry name of the classifier.")
+    registry_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        le=300,
+        description="Seconds one registry request (a models:/ lookup or download) may take before it fails; "
+        "one retry. MLflow's own default waits minutes for an unreachable server.",
+    )
     dev_set: Path = Field(
         Path("data/eval/ood_dev/dev.jsonl"),
         description="The out-of-distribution dev set: never trained on; models are selected and promoted on it.",
@@ -135,6 +155,11 @@ class ThresholdSettings(BaseModel):
 
     policy_file: Path = Field(Path("config/thresholds.yaml"), description="The policy in force.")
     history_db: Path = Field(Path(".commsrisk/thresholds_history.sqlite"), description="Append-only change log.")
+    hand_edits: Literal["record", "refuse"] = Field(
+        "record",
+        description="A policy file changed outside 'commsrisk thresholds apply': 'record' takes it and records an "
+        "unattributed change in the history (WARNING); 'refuse' keeps the last recorded policy in force (ERROR).",
+    )
 
 
 class ServiceSettings(BaseModel):

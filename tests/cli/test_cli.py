@@ -60,6 +60,37 @@ def test_bad_lines_are_reported_and_the_rest_scored(tmp_path: Path, base_model_d
     assert "line 5 rejected: field 'text': text has 20001 characters, over the limit of 20000" in stderr
 
 
+def test_a_lone_surrogate_line_is_rejected_alone_and_the_exit_code_says_so(
+    tmp_path: Path, base_model_dir: Path
+) -> None:
+    """Line 150 of 200 is valid JSON holding "\\ud800": it alone is rejected, the 199 others are scored."""
+    texts = [f"Status update {i}: the quarterly report for desk {i % 7} is on track." for i in range(1, 201)]
+    lines = [json.dumps({"text": text, "message_id": f"m{i}"}) for i, text in enumerate(texts, start=1)]
+    lines[149] = '{"text": "Secret plan \\ud800 for the client list", "message_id": "m150"}'
+    assert json.loads(lines[149])["text"] == "Secret plan \ud800 for the client list"  # valid JSON, invalid Unicode
+    path = tmp_path / "messages.jsonl"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+    run = _run("score", str(path), "--format", "json")
+    stderr = run.stderr.decode()
+    assert run.returncode == 1, stderr[-3000:]  # 1: some lines rejected, the rest scored
+    ids = [json.loads(line)["message_id"] for line in run.stdout.decode().splitlines()]
+    assert len(ids) == 199 and "m150" not in ids and ids == [f"m{i}" for i in range(1, 201) if i != 150]
+    assert "line 150 rejected: field 'text' holds invalid Unicode (lone surrogate U+D800 at character 12)" in stderr
+    assert "Secret plan" not in stderr and "client list" not in stderr  # the reason, never the text
+    assert "scored 199 messages, rejected 1 lines" in " ".join(stderr.split())
+    assert "Traceback" not in stderr
+
+    clean = tmp_path / "clean.jsonl"
+    clean.write_text("\n".join(lines[:3]) + "\n", encoding="utf-8")
+    ok = _run("score", str(clean), "--format", "json")
+    assert ok.returncode == 0, ok.stderr.decode()[-3000:]
+    assert len(ok.stdout.decode().splitlines()) == 3
+
+    usage = " ".join(_run("score", "--help", env={"COLUMNS": "120"}).stdout.decode().split())
+    assert "Exit codes: 0 every message scored 1 some lines rejected (each reported), the rest scored 2 failed" in usage
+
+
 def test_text_argument_and_stdin(base_model_dir: Path) -> None:
     one = _run("score", "Let's take this to the other app", "--format", "json", "--business-unit", "equities-trading")
     assert one.returncode == 0 and json.loads(one.stdout)["business_unit"] == "equities-trading"
@@ -152,6 +183,19 @@ def test_evaluate_reports_slices_and_confusions_and_logs_them(tmp_path: Path, ba
     assert "text" not in scores.columns and len(scores) == len(sample)  # ids and scores, never message text
 
 
+def _record_lines(path: Path) -> list[int]:
+    """The line each CSV record after the header starts on."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        starts, previous = [], 0
+        for _record in reader:
+            starts.append(previous + 1)
+            previous = reader.line_num
+    return starts[1:]
+
+
 def test_a_review_export_goes_through_data_check_and_train(tmp_path: Path, base_model_dir: Path) -> None:
     """A review tool's export as it comes: its own column names, yes/no and reviewer words, conflicts."""
     import pandas as pd
@@ -186,8 +230,9 @@ def test_a_review_export_goes_through_data_check_and_train(tmp_path: Path, base_
     assert check.returncode == 0, check.stderr.decode()[-3000:]
     stderr = " ".join(check.stderr.decode().split())
     assert "299 of 302 rows accepted" in check.stdout.decode()
-    assert "conflicting labels for the same text" in stderr and "302" in stderr and "rev-dup" in stderr
-    assert "label 'misconduct' is 'maybe'" in stderr and "303" in stderr
+    lines = _record_lines(path)  # a quoted line break in a text moves the lines records start on
+    assert "conflicting labels for the same text" in stderr and f"{lines[-2]}" in stderr and "rev-dup" in stderr
+    assert "label 'misconduct' is 'maybe'" in stderr and f"{lines[-1]}" in stderr
     unmapped = _run("data", "check", str(path))
     assert unmapped.returncode == 2 and "map other names with --map field=Column" in unmapped.stderr.decode()
 

@@ -1,6 +1,6 @@
 """The command line: `app` (the Typer app) and one module per command group.
 
-`score` (score, serve), `train` (train, stack-ngram, promote), `evaluate`, `data`, `thresholds`
+`score`, `serve`, `train` (train, stack-ngram, promote), `evaluate`, `data`, `thresholds`
 and `base_model`; `console` holds what they share. Run `commsrisk --help`.
 """
 

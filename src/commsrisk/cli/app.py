@@ -19,7 +19,8 @@ from commsrisk.cli.evaluate import evaluate
 from commsrisk.cli.keys import keys_app
 from commsrisk.cli.model import model_app
 from commsrisk.cli.ner import train_ner_command
-from commsrisk.cli.score import score, serve
+from commsrisk.cli.score import score
+from commsrisk.cli.serve import serve
 from commsrisk.cli.thresholds import thresholds_app
 from commsrisk.cli.train import promote, stack_ngram_command, train
 

@@ -1,4 +1,8 @@
-"""Messages from files and stdin for the CLI: each line validated, bad lines reported, never dropped."""
+"""Messages from files and stdin for the CLI: each line validated, bad lines reported, never dropped.
+
+Every reader here rejects a line holding invalid Unicode (a lone surrogate, bytes that are not
+UTF-8) with its reason, instead of repairing it; the policy and why are in `ingest.encoding`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from commsrisk.ingest.encoding import invalid_unicode
 from commsrisk.ingest.tabular import read_rows
 from commsrisk.schema import DEFAULT_LIMITS, MESSAGE_FIELDS, Limits, Message, describe_validation_error
 
@@ -45,10 +50,16 @@ def _validated(line: int, row: dict[str, Any] | None, error: str | None, limits:
 
 
 def read_message_file(path: Path, limits: Limits = DEFAULT_LIMITS) -> Iterator[MessageLine]:
-    """Messages of a CSV, JSONL or Parquet file with their line numbers."""
+    """Messages of a CSV, JSONL or Parquet file with their line numbers.
+
+    The file is read when this is called (not when the first line is asked for), so that a
+    missing or unreadable file fails before any model is loaded.
+
+    Raises:
+        InvalidInputError: the file is missing, of an unsupported type, or unreadable as a whole.
+    """
     rows, _ = read_rows(path)
-    for line, row, error in rows:
-        yield _validated(line, row, error, limits)
+    return (_validated(line, row, error, limits) for line, row, error in rows)
 
 
 def read_message_stream(lines: Iterator[bytes], limits: Limits = DEFAULT_LIMITS) -> Iterator[MessageLine]:
@@ -69,4 +80,5 @@ def read_message_stream(lines: Iterator[bytes], limits: Limits = DEFAULT_LIMITS)
                 yield MessageLine(number, None, f"invalid JSON ({err.msg} at column {err.colno})")
                 continue
             row = parsed if isinstance(parsed, dict) else row
-        yield _validated(number, row, None, limits)
+        problem = invalid_unicode(row)
+        yield MessageLine(number, None, problem) if problem else _validated(number, row, None, limits)

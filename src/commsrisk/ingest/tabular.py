@@ -1,11 +1,13 @@
 """Read tabular input (CSV, JSON Lines, Parquet) row by row, with line numbers and per-line errors.
 
 Used by training (labeled files) and scoring (message files) alike, so both report a bad line
-the same way and read the rest.
+the same way and read the rest. A row holding invalid Unicode (a lone surrogate, or bytes that
+are not UTF-8) is rejected here, the same way for every format; see `ingest.encoding`.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from commsrisk.errors import InvalidInputError
+from commsrisk.ingest.encoding import DECODE_ERRORS, decode_bytes, invalid_unicode
 
 SUPPORTED_SUFFIXES: tuple[str, ...] = (".csv", ".jsonl", ".json", ".parquet")
 
@@ -39,36 +42,107 @@ def _read_jsonl(path: Path) -> Iterator[Row]:
             if not isinstance(row, dict):
                 yield number, None, "line is not a JSON object"
                 continue
-            yield number, row, None
+            yield _checked(number, row, from_bytes=False)
+
+
+def _checked(line: int, row: dict[str, Any], *, from_bytes: bool) -> Row:
+    """The row, or its rejection when a value holds invalid Unicode (nothing downstream could encode it)."""
+    problem = invalid_unicode(row, from_bytes=from_bytes)
+    return (line, None, problem) if problem else (line, row, None)
+
+
+def _read_frame(path: Path, suffix: str) -> pd.DataFrame:
+    """The whole CSV or Parquet file as a frame of Python objects; bad bytes kept for `_checked`.
+
+    Raises:
+        InvalidInputError: the file cannot be read or parsed as a whole.
+    """
+    if suffix == ".parquet":
+        try:
+            return pd.read_parquet(path)
+        except OSError as err:
+            raise InvalidInputError(f"{path.name}: cannot read the file ({err.__class__.__name__})") from err
+        except Exception as err:  # pyarrow raises its own types (ArrowInvalid, ...) for a broken file
+            raise InvalidInputError(f"{path.name}: not a readable Parquet file ({err.__class__.__name__})") from err
+    try:
+        return pd.read_csv(
+            path,
+            dtype=object,
+            keep_default_na=False,
+            encoding="utf-8",
+            encoding_errors=DECODE_ERRORS,
+            on_bad_lines="error",
+        )
+    except pd.errors.EmptyDataError:
+        return pd.DataFrame()
+    except UnicodeEncodeError as err:  # pandas keeps column names as Arrow strings, which refuse bad bytes
+        raise InvalidInputError(f"{path.name}: the header holds invalid UTF-8; save the file as UTF-8") from err
+    except pd.errors.ParserError as err:
+        raise InvalidInputError(f"{path.name}: malformed CSV ({err})") from err
+    except OSError as err:
+        raise InvalidInputError(
+            f"{path.name}: cannot read the file ({err.strerror or err.__class__.__name__})"
+        ) from err
+
+
+def _csv_record_lines(path: Path, count: int) -> list[int]:
+    """The line each CSV record starts on, so a record with a quoted line break does not shift the rest.
+
+    Falls back to one line per record after the header when the count disagrees with pandas'.
+    """
+    starts: list[int] = []
+    try:
+        with path.open(encoding="utf-8", errors=DECODE_ERRORS, newline="") as handle:
+            reader = csv.reader(handle)
+            previous = 0
+            for record in reader:
+                if record:  # pandas skips blank lines too
+                    starts.append(previous + 1)
+                previous = reader.line_num
+    except (OSError, csv.Error):
+        starts = []
+    records = starts[1:]  # the first record is the header
+    return records if len(records) == count else list(range(2, count + 2))
 
 
 def read_rows(path: Path) -> tuple[list[Row], list[str]]:
     """Read a CSV, JSONL or Parquet file into (line, row, error) triples and the column names.
 
-    A bad line (invalid UTF-8 or JSON in JSON Lines) becomes (line, None, reason); the rest is read.
+    A bad line (invalid UTF-8 or JSON in JSON Lines; invalid Unicode in any format) becomes
+    (line, None, reason); the rest is read.
 
     Raises:
-        InvalidInputError: the file is missing, of an unsupported type, or unreadable as a whole.
+        InvalidInputError: the file is missing, of an unsupported type, or unreadable as a whole
+            (including a CSV header that is not UTF-8).
     """
+    if path.is_dir():
+        raise InvalidInputError(f"{path}: is a folder; give one file ({', '.join(SUPPORTED_SUFFIXES)})")
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InvalidInputError(f"{path.name}: unsupported file type '{suffix}'; use one of {list(SUPPORTED_SUFFIXES)}")
     if not path.is_file():
         raise InvalidInputError(f"{path}: no such file")
     if suffix in (".jsonl", ".json"):
-        rows = list(_read_jsonl(path))
+        try:
+            rows = list(_read_jsonl(path))
+        except OSError as err:
+            raise InvalidInputError(
+                f"{path.name}: cannot read the file ({err.strerror or err.__class__.__name__})"
+            ) from err
         columns = sorted({key for _, row, _ in rows if row for key in row})
         return rows, columns
-    if suffix == ".parquet":
-        frame = pd.read_parquet(path)
-        first_line = 1
-    else:
-        try:
-            frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8", on_bad_lines="error")
-        except UnicodeDecodeError as err:
-            raise InvalidInputError(f"{path.name}: not UTF-8 (byte {err.start}); save the CSV as UTF-8") from err
-        except pd.errors.ParserError as err:
-            raise InvalidInputError(f"{path.name}: malformed CSV ({err})") from err
-        first_line = 2  # line 1 is the header
+    frame = _read_frame(path, suffix)
+    columns = [str(c) for c in frame.columns]
+    header_problem = invalid_unicode({f"header column {i + 1}": c for i, c in enumerate(columns)}, from_bytes=True)
+    if header_problem:
+        raise InvalidInputError(f"{path.name}: {header_problem}")
     records = frame.to_dict(orient="records")
-    return [(index + first_line, row, None) for index, row in enumerate(records)], [str(c) for c in frame.columns]
+    lines = list(range(1, len(records) + 1)) if suffix == ".parquet" else _csv_record_lines(path, len(records))
+    return [
+        _checked(
+            lines[index],
+            {k: decode_bytes(v) if isinstance(v, bytes) else v for k, v in row.items()},
+            from_bytes=True,
+        )
+        for index, row in enumerate(records)
+    ], columns

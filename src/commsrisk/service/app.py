@@ -52,6 +52,7 @@ from commsrisk.service.middleware import (
     install_log_redaction,
 )
 from commsrisk.service.pages import docs_page
+from commsrisk.service.startup import refuse_to_start
 from commsrisk.settings import Settings
 from commsrisk.thresholds.policy import ThresholdPolicy
 
@@ -168,9 +169,12 @@ class CommsriskService:
         install_log_redaction()
         settings = Settings.load()
         install_json_logging(settings.log_level)
-        self.settings = self._bento_settings(settings)
-        self.policy = PolicyWatcher(self.settings.thresholds)
-        self.scorer = build_scorer(self.settings, policy=self.policy.current)
+        try:
+            self.settings = self._bento_settings(settings)
+            self.policy = PolicyWatcher(self.settings.thresholds)
+            self.scorer = build_scorer(self.settings, policy=self.policy.current)
+        except CommsriskError as error:
+            refuse_to_start(error)
         self.model_metadata = dict(getattr(self.scorer.classifier, "metadata", {}))
         self.in_flight = InFlight(self.settings.service.max_in_flight)
         self._overloaded = False
