@@ -1,15 +1,19 @@
-"""Long messages: how many of the classifier's tokens to take from a message's end (tokens.encode).
+"""Long messages: how a message over the classifier's max_length reaches it (classifier.tokens).
 
-    .venv/bin/python benchmarks/long_messages.py              # tails 0, 32, 64 on the dev set
-    .venv/bin/python benchmarks/long_messages.py --tails 0 32
+    .venv/bin/python benchmarks/long_messages.py                       # every way, on the dev set
+    .venv/bin/python benchmarks/long_messages.py --ways head windows-64
+
+Ways compared: "head" (cut at max_length), "head+tail-32" / "head+tail-64" (the start and the
+last 32/64 tokens, tokens.encode), "windows-64" / "windows-128" (overlapping windows of 64/128
+tokens, each risk taking its highest window, tokens.token_windows; the default).
 
 The out-of-distribution dev set (data/eval/ood_dev/dev.jsonl) is scored by the whole pipeline
-three ways for each tail length: as it is (its 98 e-mails over 128 tokens are the real long
+three ways for each of them: as it is (its 98 e-mails over 128 tokens are the real long
 messages), with each message placed AFTER a long benign e-mail body ("ask at the end": the
 risk is in the last lines) and BEFORE a long benign quoted thread and signature ("ask at the
 start"). The benign paragraphs are written here (English, German, Chinese) and carry no risk,
-so each message keeps its label. Macro-F1 at the policy's thresholds. Writes
-benchmarks/results/long_messages.json.
+so each message keeps its label. Macro-F1 at the policy's thresholds, and msg/s on the "ask at
+the end" messages (all long) to show the cost. Writes benchmarks/results/long_messages.json.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -80,6 +85,16 @@ THREADS = {
 """Benign quoted threads and signatures that follow a short new text, written here."""
 
 
+WAYS: dict[str, tuple[int, int]] = {
+    "head": (0, 0),
+    "head+tail-32": (0, 32),
+    "head+tail-64": (0, 64),
+    "windows-64": (64, 0),
+    "windows-128": (128, 0),
+}
+"""Each way as (window_tokens, tail_tokens) of the RiskClassifier."""
+
+
 def filler_language(lang: str) -> str:
     """The benign text's language for a message's: its own when written here, else English."""
     return lang if lang in BODIES else "en"
@@ -87,7 +102,7 @@ def filler_language(lang: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tails", type=int, nargs="+", default=[0, 32, 64], help="tail lengths to compare")
+    parser.add_argument("--ways", nargs="+", choices=list(WAYS), default=list(WAYS), help="ways to compare")
     args = parser.parse_args()
 
     import numpy as np
@@ -116,24 +131,28 @@ def main() -> None:
         "messages": len(frame),
         "over_max_length_as_is": int(long_rows.sum()),
         "max_length": classifier.max_length,
-        "tails": {},
+        "ways": {},
     }
     print(f"{len(frame)} dev messages, {int(long_rows.sum())} over {classifier.max_length} tokens as they are")
-    print(f"{'tail':>5} | {'as is':>6} | {'long ones':>9} | {'ask at end':>10} | {'ask at start':>12}")
-    for tail in args.tails:
-        classifier.tail_tokens = tail
+    print(f"{'way':>13} | {'as is':>6} | {'long ones':>9} | {'ask at end':>10} | {'ask at start':>12} | {'msg/s':>5}")
+    for way in args.ways:
+        classifier.window_tokens, classifier.tail_tokens = WAYS[way]
         figures: dict[str, float] = {}
         for name, texts in variants.items():
+            started = time.perf_counter()
             results = score_frame(scorer, frame_messages(frame.assign(text=texts)), progress=False)
+            if name == "ask at the end":
+                figures["msg/s (ask at the end)"] = len(texts) / (time.perf_counter() - started)
             figures[name] = evaluate_results(frame, results).evaluation.macro_f1
             if name == "as is":
                 subset = frame[long_rows].reset_index(drop=True)
                 kept = [r for r, keep in zip(results, long_rows, strict=True) if keep]
                 figures["long ones (as is)"] = evaluate_results(subset, kept).evaluation.macro_f1
-        report["tails"][str(tail)] = figures  # type: ignore[index]
+        report["ways"][way] = figures  # type: ignore[index]
         print(
-            f"{tail:>5} | {figures['as is']:>6.3f} | {figures['long ones (as is)']:>9.3f} | "
-            f"{figures['ask at the end']:>10.3f} | {figures['ask at the start']:>12.3f}",
+            f"{way:>13} | {figures['as is']:>6.3f} | {figures['long ones (as is)']:>9.3f} | "
+            f"{figures['ask at the end']:>10.3f} | {figures['ask at the start']:>12.3f} | "
+            f"{figures['msg/s (ask at the end)']:>5.1f}",
             flush=True,
         )
     out = REPO / "benchmarks" / "results" / "long_messages.json"

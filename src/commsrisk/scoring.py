@@ -334,7 +334,7 @@ def build_scorer(
         ModelNotAvailableError: the classifier, its combiner or the base model cannot be loaded.
     """
     from commsrisk.nlp.text_analyzer import build_text_analyzer
-    from commsrisk.thresholds.policy import BUILTIN_POLICY, load_policy
+    from commsrisk.thresholds.store import policy_in_force
 
     if settings.model.torch_threads:
         import torch
@@ -347,14 +347,22 @@ def build_scorer(
         max_length=settings.model.max_length,
         batch_size=settings.model.batch_size,
         tail_tokens=settings.model.tail_tokens,
+        window_tokens=settings.model.window_tokens,
+        max_windows=settings.model.max_windows,
+        tracking_uri=settings.tracking.resolved_uri(),
+        registry_timeout_s=settings.tracking.registry_timeout_s,
     )
     if classifier.local_dir is None:
         raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")
-    combiner = RiskCombiner.load(classifier.local_dir)
-    ngram = CharNgramClassifier.load(classifier.local_dir)
+    try:
+        combiner = RiskCombiner.load(classifier.local_dir)
+        ngram = CharNgramClassifier.load(classifier.local_dir)
+    except (ValueError, KeyError, TypeError, OSError) as err:  # json.JSONDecodeError is a ValueError
+        raise ModelNotAvailableError(
+            f"{classifier.local_dir}: cannot read the combiner or the n-gram model ({err.__class__.__name__}: {err})"
+        ) from err
     if policy is None:
-        policy_file = settings.thresholds.policy_file
-        fixed = load_policy(policy_file) if policy_file.is_file() else BUILTIN_POLICY
+        fixed = policy_in_force(settings.thresholds)  # as the service has it, hand_edits="refuse" included
         policy = lambda: fixed  # noqa: E731
     return Scorer(
         analyzer=analyzer or build_text_analyzer(settings.nlp),

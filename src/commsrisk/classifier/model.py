@@ -11,7 +11,8 @@ import json
 import logging
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,9 +28,10 @@ from transformers import (
 )
 
 from commsrisk.classifier.mean_pooling import is_mean_pooling, load_mean_pooling
-from commsrisk.classifier.tokens import DEFAULT_TAIL_TOKENS, encode
+from commsrisk.classifier.tokens import DEFAULT_TAIL_TOKENS, cut_tokens, encode, token_windows
 from commsrisk.errors import ModelNotAvailableError
 from commsrisk.schema import RISKS
+from commsrisk.settings import DEFAULT_WINDOW_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,9 @@ class RiskClassifier:
     local_dir: Path | None = None
     tail_tokens: int = DEFAULT_TAIL_TOKENS
     """Of `max_length`, how many tokens come from the end of a longer message (tokens.encode)."""
+    window_tokens: int = DEFAULT_WINDOW_TOKENS
+    """A message over `max_length` is scored as windows of this many tokens (0: cut by `encode`)."""
+    max_windows: int = 8
 
     def encode(self, texts: Sequence[str], *, offsets: bool = False) -> BatchEncoding:
         """`texts` as padded tensors, each cut to max_length keeping its head and its tail."""
@@ -68,20 +73,44 @@ class RiskClassifier:
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         """Logits of shape (len(texts), len(RISKS)), in input order.
 
-        Texts are sorted by length and cut into mini-batches so padding stays small; the order is
-        restored before returning.
+        A text over `max_length` tokens is scored as token windows (tokens.token_windows), each
+        risk taking its highest window, so an ask at the end of a long e-mail counts as much as
+        one at its start. Items are sorted by length and cut into mini-batches so padding stays
+        small; the order is restored before returning.
         """
         if not texts:
             return np.zeros((0, len(RISKS)), dtype=np.float32)
-        lengths = [len(text) for text in texts]
-        order = np.argsort(lengths, kind="stable")
-        out = np.zeros((len(texts), len(RISKS)), dtype=np.float32)
+        if self.window_tokens <= 0:
+            cut = cut_tokens(self.tokenizer, texts, max_length=self.max_length, tail_tokens=self.tail_tokens)
+            return self._forward(cut["input_ids"], list(range(len(texts))), len(texts))
+        framed = self.tokenizer.num_special_tokens_to_add() >= 2
+        encoded = self.tokenizer(list(texts), truncation=False, verbose=False)["input_ids"]
+        items: list[list[int]] = []
+        owners: list[int] = []
+        for owner, ids in enumerate(encoded):
+            for window in token_windows(
+                list(ids),
+                max_length=self.max_length,
+                window=self.window_tokens,
+                max_windows=self.max_windows,
+                framed=framed,
+            ):
+                items.append(window[: self.max_length])
+                owners.append(owner)
+        return self._forward(items, owners, len(texts))
+
+    def _forward(self, items: list[list[int]], owners: list[int], count: int) -> np.ndarray:
+        """Each text's per-risk maximum of its items' logits."""
+        out = np.full((count, len(RISKS)), -np.inf, dtype=np.float32)
+        order = np.argsort([len(item) for item in items], kind="stable")
+        owner_of = np.asarray(owners)
         self.model.eval()
         with torch.inference_mode():
-            for start in range(0, len(texts), self.batch_size):
+            for start in range(0, len(items), self.batch_size):
                 idx = order[start : start + self.batch_size]
-                batch = self.encode([texts[i] for i in idx])
-                out[idx] = self.model(**batch).logits.float().numpy()
+                batch = self.tokenizer.pad({"input_ids": [items[i] for i in idx]}, return_tensors="pt")
+                logits = self.model(**batch).logits.float().numpy()
+                np.maximum.at(out, owner_of[idx], logits)
         return out
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
@@ -159,6 +188,10 @@ def load_classifier(
     max_length: int = 128,
     batch_size: int = 32,
     tail_tokens: int = DEFAULT_TAIL_TOKENS,
+    window_tokens: int = DEFAULT_WINDOW_TOKENS,
+    max_windows: int = 8,
+    tracking_uri: str | None = None,
+    registry_timeout_s: float | None = None,
 ) -> RiskClassifier:
     """Load the classifier at `location` (delta folder, full model folder, HF id or models:/ URI).
 
@@ -168,17 +201,27 @@ def load_classifier(
         max_length: tokens per message.
         batch_size: messages per forward pass.
         tail_tokens: tokens kept from the end of a longer message, unless the model records its own.
+        window_tokens: tokens per window when a longer message is scored as windows (0: cut it).
+        max_windows: windows scored per long message at most.
+        tracking_uri: the MLflow registry of a models:/ location (default: MLflow's own).
+        registry_timeout_s: seconds each registry request may take (default: MLflow's).
 
     Raises:
         ModelNotAvailableError: nothing loadable is at `location`.
     """
     quiet_transformers()
-    local_dir, version = classifier_folder(location)
-    if is_mean_pooling(local_dir):
-        model, tokenizer, metadata = _load_mean_pooling(local_dir, base_model)
-        version = metadata.get("version", version) if not location.startswith("models:/") else version
-    elif (local_dir / ADAPTER_CONFIG).is_file():
-        model, tokenizer, metadata = _load_delta(local_dir, base_model)
+    local_dir, version = classifier_folder(location, tracking_uri=tracking_uri, timeout_s=registry_timeout_s)
+    if is_mean_pooling(local_dir) or (local_dir / ADAPTER_CONFIG).is_file():
+        load = _load_mean_pooling if is_mean_pooling(local_dir) else _load_delta
+        try:
+            model, tokenizer, metadata = load(local_dir, base_model)
+        except ModelNotAvailableError:
+            raise
+        except Exception as err:  # a corrupt file raises whatever its reader raises (SafetensorError, JSON, ...)
+            raise ModelNotAvailableError(
+                f"{local_dir}: cannot load the classifier ({err.__class__.__name__}: {err}); "
+                "the folder is damaged or incomplete: restore it, or name another model in model.classifier"
+            ) from err
         version = metadata.get("version", version) if not location.startswith("models:/") else version
     else:
         metadata = read_metadata(local_dir) if local_dir.is_dir() else {}
@@ -186,7 +229,7 @@ def load_classifier(
         try:
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForSequenceClassification.from_pretrained(source)
-        except OSError as err:
+        except (OSError, ValueError) as err:
             raise ModelNotAvailableError(
                 f"no classifier at '{location}': not a delta folder, a model folder, a models:/ URI or a "
                 f"reachable Hugging Face id ({err.__class__.__name__})"
@@ -206,6 +249,8 @@ def load_classifier(
         metadata=metadata,
         local_dir=local_dir if local_dir.is_dir() else None,
         tail_tokens=int(metadata.get("tail_tokens", tail_tokens)),
+        window_tokens=window_tokens,
+        max_windows=max_windows,
     )
 
 
@@ -256,11 +301,40 @@ def _load_delta(
     return merged, tokenizer, metadata
 
 
-def classifier_folder(location: str) -> tuple[Path, str]:
+@contextmanager
+def registry_requests(timeout_s: float | None) -> Iterator[None]:
+    """MLflow's HTTP requests within `timeout_s` and one retry, for the block (MLflow reads its env per request).
+
+    Its defaults (120 s and 7 retries with backoff) kept an unreachable registry blocking the
+    service's start for over 4 minutes.
+    """
+    if timeout_s is None:
+        yield
+        return
+    wanted = {"MLFLOW_HTTP_REQUEST_TIMEOUT": str(max(int(timeout_s), 1)), "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1"}
+    saved = {key: os.environ.get(key) for key in wanted}
+    os.environ.update(wanted)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def classifier_folder(
+    location: str, *, tracking_uri: str | None = None, timeout_s: float | None = None
+) -> tuple[Path, str]:
     """Where a classifier's files lie on this machine, and its version.
 
-    A `models:/name@alias` or `models:/name/N` URI is downloaded from the MLflow registry (version
-    'name/N'); anything else is a path or Hugging Face id, returned as it is.
+    A `models:/name@alias` or `models:/name/N` URI is downloaded from the MLflow registry at
+    `tracking_uri` (default: MLflow's own, $MLFLOW_TRACKING_URI), each request within `timeout_s`
+    (version 'name/N'); anything else is a path or Hugging Face id, returned as it is.
+
+    Raises:
+        ModelNotAvailableError: the registry has no such model, or does not answer in time.
     """
     if not location.startswith("models:/"):
         return Path(location), location
@@ -268,15 +342,23 @@ def classifier_folder(location: str) -> tuple[Path, str]:
     from mlflow.exceptions import MlflowException
 
     name_alias = location.removeprefix("models:/")
+    where = tracking_uri or mlflow.get_tracking_uri()
     try:
-        client = mlflow.MlflowClient()
-        if "@" in name_alias:
-            name, alias = name_alias.split("@", 1)
-            model_version = client.get_model_version_by_alias(name, alias)
-        else:
-            name, number = name_alias.split("/", 1)
-            model_version = client.get_model_version(name, number)
-        root = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{model_version.version}"))
+        with registry_requests(timeout_s):
+            client = mlflow.MlflowClient(tracking_uri=where, registry_uri=where)
+            if "@" in name_alias:
+                name, alias = name_alias.split("@", 1)
+                model_version = client.get_model_version_by_alias(name, alias)
+            else:
+                name, number = name_alias.split("/", 1)
+                model_version = client.get_model_version(name, number)
+            root = Path(
+                mlflow.artifacts.download_artifacts(
+                    artifact_uri=f"models:/{name}/{model_version.version}", tracking_uri=where, registry_uri=where
+                )
+            )
     except MlflowException as err:
-        raise ModelNotAvailableError(f"cannot resolve '{location}' in the MLflow registry: {err.message}") from err
+        raise ModelNotAvailableError(
+            f"cannot resolve '{location}' in the MLflow registry at {where}: {err.message}"
+        ) from err
     return find_classifier_dir(root), f"{name}/{model_version.version}"

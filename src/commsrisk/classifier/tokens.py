@@ -1,9 +1,12 @@
-"""Tokens in, within the classifier's length: a long message keeps its first and its last tokens.
+"""Tokens in, within the classifier's length: how a long message reaches the classifier.
 
 Cutting at `max_length` keeps only the start of a long e-mail, and the risky ask is often at its
-end ("... and delete this thread after"). `encode` keeps the head and the tail, dropping the
-middle, so both ends reach the classifier. Training, scoring and explanations share it, so the
-model always sees messages cut the same way.
+end ("... and delete this thread after"). Two ways are here. `encode` keeps the head and the tail
+(`tail_tokens`), dropping the middle: training and phrase explanations use it. `token_windows`
+cuts a long message into overlapping windows the classifier scores one by one, the message
+taking each risk's highest window: scoring uses it (`ModelSettings.window_tokens`), because on
+the dev set it kept the ask wherever it was, where head + tail did not
+(`benchmarks/long_messages.py`).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from transformers import BatchEncoding, PreTrainedTokenizerBase
 
 from commsrisk.settings import DEFAULT_TAIL_TOKENS
 
-__all__ = ["DEFAULT_TAIL_TOKENS", "cut_tokens", "encode", "keep_head_and_tail"]
+__all__ = ["DEFAULT_TAIL_TOKENS", "cut_tokens", "encode", "keep_head_and_tail", "token_windows"]
 
 
 def keep_head_and_tail(ids: list[Any], max_length: int, tail: int) -> list[Any]:
@@ -67,3 +70,27 @@ def encode(
     if spans is not None:
         batch["offset_mapping"] = spans
     return batch
+
+
+def token_windows(
+    ids: list[Any], *, max_length: int, window: int, max_windows: int, framed: bool = True
+) -> list[list[Any]]:
+    """`ids` (one text, special tokens included) as the token lists the classifier scores.
+
+    A text within `max_length` is one item, as it is. A longer one becomes windows of `window`
+    tokens (with `framed`, its first and last special token around each), half a window apart,
+    the last one ending at the text's end; with more than `max_windows`, that many spread evenly
+    from the first to the last, so the start and the end of the text are always scored.
+    """
+    if len(ids) <= max_length:
+        return [ids]
+    head, body, tail = (ids[:1], ids[1:-1], ids[-1:]) if framed else ([], ids, [])
+    size = max(window - len(head) - len(tail), 1)
+    stride = max(size // 2, 1)
+    starts = list(range(0, max(len(body) - size, 0) + 1, stride))
+    if starts[-1] + size < len(body):
+        starts.append(len(body) - size)
+    if len(starts) > max_windows:
+        step = (len(starts) - 1) / max(max_windows - 1, 1)
+        starts = sorted({starts[round(k * step)] for k in range(max_windows)})
+    return [[*head, *body[start : start + size], *tail] for start in starts]

@@ -79,7 +79,11 @@ def save_bento_models(settings: Settings) -> list[SavedModel]:
             f"model.base_model '{encoder}' is not a local encoder folder; build it with 'commsrisk base-model "
             "build' (or download the Hugging Face model into a folder and name that folder)"
         )
-    classifier, version = classifier_folder(resolve_classifier_location(settings))
+    classifier, version = classifier_folder(
+        resolve_classifier_location(settings),
+        tracking_uri=settings.tracking.resolved_uri(),
+        timeout_s=settings.tracking.registry_timeout_s,
+    )
     if not (classifier / "combiner.json").is_file():
         raise ModelNotAvailableError(f"classifier folder '{classifier}' is not a commsrisk model (no combiner.json)")
     return [
