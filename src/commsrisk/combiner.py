@@ -6,6 +6,9 @@ channel. It is linear, so it is stored as plain JSON (no pickle) and each signal
 a score is exact: coefficient x value / scale, in log-odds, measured from the signal's absence
 (value 0), so a channel the message was not sent on contributes nothing; the standardisation's
 means fold into one baseline per risk.
+
+PII found in a message never lowers a risk score by itself: the weights of `pii_*` features are
+constrained to be >= 0 (see `RiskCombiner.fit`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from scipy.optimize import minimize
 from sklearn.linear_model import LogisticRegression
 
 from commsrisk.errors import ModelNotAvailableError
@@ -24,6 +28,8 @@ from commsrisk.schema import RISKS
 from commsrisk.signals import DEFAULT_SIGNALS, Evidence, resolve_signals
 
 COMBINER_FILE = "combiner.json"
+NON_NEGATIVE_PREFIXES = ("pii_",)
+"""Features whose weight may not be negative: finding PII may raise a score, never lower it."""
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +45,31 @@ def signal_features(evidence: Sequence[Evidence], signal_names: Sequence[str]) -
         rows.append(row)
     names = list(rows[0]) if rows else []
     return np.array([[row[name] for name in names] for row in rows], dtype=np.float64), names
+
+
+def _fit_bounded(
+    x: np.ndarray, y: np.ndarray, c: float, non_negative: np.ndarray, coef: np.ndarray, intercept: float
+) -> tuple[np.ndarray, float]:
+    """L2-penalised logistic regression (scikit-learn's objective) with `coef[non_negative] >= 0`.
+
+    Minimises C * sum(log-loss) + |w|^2 / 2 with L-BFGS-B, starting from the unconstrained
+    solution `coef`, `intercept` with the negative bounded weights set to 0.
+    """
+    sign = np.where(np.asarray(y) > 0, 1.0, -1.0)
+
+    def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, b = params[:-1], params[-1]
+        margin = sign * (x @ w + b)
+        loss = c * np.logaddexp(0.0, -margin).sum() + 0.5 * w @ w
+        residual = -c * sign * np.exp(-np.logaddexp(0.0, margin))  # d loss / d (x @ w + b)
+        return float(loss), np.append(x.T @ residual + w, residual.sum())
+
+    start = np.append(np.where(non_negative, np.maximum(coef, 0.0), coef), intercept)
+    bounds = [(0.0, None) if flag else (None, None) for flag in non_negative] + [(None, None)]
+    result = minimize(objective, start, jac=True, method="L-BFGS-B", bounds=bounds, options={"maxiter": 2000})
+    if not result.success:
+        logger.warning("bounded combiner fit did not converge: %s", result.message)
+    return result.x[:-1], float(result.x[-1])
 
 
 @dataclass
@@ -60,12 +91,21 @@ class RiskCombiner:
         signal_names: Sequence[str] = DEFAULT_SIGNALS,
         regularisation: float = 0.5,
     ) -> RiskCombiner:
-        """Fit on held-out evidence and labels (never on the classifier's training data)."""
+        """Fit on held-out evidence and labels (never on the classifier's training data).
+
+        Features named in NON_NEGATIVE_PREFIXES (the PII counts) get weights >= 0. PII is
+        evidence for a risk or for nothing: on a calibration split where, say, leakage messages
+        happen to carry fewer names than clean ones, an unconstrained fit learns a negative weight
+        and a sender could lower a message's score by pasting PII into it. Where the plain fit
+        gives such a feature a negative weight, the same objective (L2-penalised log-loss, C =
+        `regularisation`, intercept unpenalised) is solved again with those weights bounded at 0.
+        """
         features, names = signal_features(evidence, signal_names)
         mean = features.mean(axis=0)
         scale = features.std(axis=0)
         scale[scale < 1e-9] = 1.0
         standardised = (features - mean) / scale
+        non_negative = np.array([name.startswith(NON_NEGATIVE_PREFIXES) for name in names], dtype=bool)
         coef = np.zeros((len(RISKS), len(names)))
         intercept = np.zeros(len(RISKS))
         for j, risk in enumerate(RISKS):
@@ -79,6 +119,11 @@ class RiskCombiner:
             model.fit(standardised, labels[:, j])
             coef[j] = model.coef_[0]
             intercept[j] = model.intercept_[0]
+            if (coef[j][non_negative] < 0).any():
+                logger.info("refitting %s with non-negative PII weights", risk)
+                coef[j], intercept[j] = _fit_bounded(
+                    standardised, labels[:, j], regularisation, non_negative, coef[j], intercept[j]
+                )
         return cls(list(signal_names), names, mean, scale, coef, intercept)
 
     @property

@@ -184,6 +184,48 @@ def test_stacking_refuses_other_training_data(trained, text_analyzer, tmp_path: 
         stack_ngram(strong.delta_dir, other, _dev_sample(), text_analyzer, tmp_path / "stacked")
 
 
+def test_the_combiner_never_lets_pii_lower_a_score() -> None:
+    """On a calibration split where PII is anti-correlated with leakage, every pii_ weight is still >= 0."""
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    from commsrisk.combiner import RiskCombiner, signal_features
+    from commsrisk.schema import Message, PiiFinding
+    from commsrisk.signals import DEFAULT_SIGNALS, Evidence
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, size=(600, len(RISKS)))
+    types = ("IBAN_CODE", "US_SSN", "EMAIL_ADDRESS", "PERSON")
+    evidence = []
+    for row in labels:
+        # clean messages carry more PII of every group than leakage ones; misconduct has more IBANs
+        rates = [3.0 - 2.5 * row[0] + 2.0 * row[1] * (t == "IBAN_CODE") for t in types]
+        pii = [
+            PiiFinding(entity_type=t, start=0, end=1, score=0.9, recognizer="test")
+            for t, rate in zip(types, rates, strict=True)
+            for _ in range(rng.poisson(rate))
+        ]
+        probabilities = np.clip(0.5 + 0.25 * (row - 0.5) + rng.normal(0, 0.2, len(RISKS)), 0.01, 0.99)
+        evidence.append(Evidence(Message(text="x"), probabilities.tolist(), pii, "en"))
+    features, names = signal_features(evidence, DEFAULT_SIGNALS)
+    pii_columns = [k for k, name in enumerate(names) if name.startswith("pii_")]
+    scale = features.std(axis=0)
+    standardised = (features - features.mean(axis=0)) / np.where(scale > 1e-9, scale, 1.0)
+    plain = LogisticRegression(C=0.5, max_iter=2000).fit(standardised, labels[:, 0]).coef_[0]
+    assert (plain[pii_columns] < 0).all(), "the data must tempt an unconstrained fit into negative PII weights"
+
+    combiner = RiskCombiner.fit(evidence, labels)
+    assert len(pii_columns) == 4
+    for j, risk in enumerate(RISKS):
+        assert (combiner.coef[j, pii_columns] >= 0).all(), (risk, combiner.coef[j, pii_columns])
+    assert combiner.coef[RISKS.index("misconduct"), names.index("pii_financial")] > 0.1  # a real effect survives
+    assert combiner.coef[RISKS.index("leakage"), names.index("clf_leakage")] > 0
+    contributions, _ = combiner.contributions(evidence)
+    assert (contributions[:, :, pii_columns] >= 0).all()
+    proba = combiner.predict_proba(evidence)
+    assert ((proba > 0) & (proba < 1)).all()
+
+
 def test_delta_is_small_and_loads_back(trained, settings: Settings) -> None:  # type: ignore[no-untyped-def]
     from commsrisk.classifier.model import load_classifier
 

@@ -3,6 +3,10 @@
 `analyze_batch` groups texts by language and runs spaCy's `pipe` once per group; Presidio then
 analyses each text on the artifacts of that parse, never parsing again. One message or a
 million go the same way.
+
+Detection runs on the text as `normalize_for_detection` leaves it (zero-width and bidi characters
+removed, full-width digits as ASCII), so a value split or disguised by them is still found; every
+span is mapped back, so PII and entity spans index the message as it was sent.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from dataclasses import dataclass
 from presidio_analyzer import AnalyzerEngine
 
 from commsrisk.nlp.language import LanguageDetector
+from commsrisk.nlp.normalize import normalize_for_detection
 from commsrisk.nlp.pii_engine import PRIORITY, STRONG, PipelinesNlpEngine, build_analyzer, resolve_overlaps
 from commsrisk.nlp.pipelines import PARSES, build_pipelines
 from commsrisk.schema import EntityFinding, PiiFinding
@@ -64,35 +69,39 @@ class TextAnalyzer:
 
     def analyze_batch(self, texts: Sequence[str], languages: Sequence[str | None]) -> list[TextAnalysis]:
         """Analyse texts in input order; `languages[i]` skips detection when given and supported."""
-        detected = [self.detector.resolve(text, lang) for text, lang in zip(texts, languages, strict=True)]
+        normalized = [normalize_for_detection(text) for text in texts]
+        detected = [self.detector.resolve(n.text, lang) for n, lang in zip(normalized, languages, strict=True)]
         groups: dict[str, list[int]] = {}
         for i, found in enumerate(detected):
             groups.setdefault(found.language, []).append(i)
         out: list[TextAnalysis | None] = [None] * len(texts)
         for lang, indices in groups.items():
-            batch = [texts[i] for i in indices]
+            batch = [normalized[i].text for i in indices]
             artifacts = self.engine.process_batch(batch, lang, batch_size=self.settings.spacy_batch_size)
             for i, (_, arts) in zip(indices, artifacts, strict=True):
+                norm = normalized[i]
                 results = self.analyzer.analyze(
-                    texts[i], lang, nlp_artifacts=arts, score_threshold=self.settings.pii_min_score
+                    norm.text, lang, nlp_artifacts=arts, score_threshold=self.settings.pii_min_score
                 )
                 kept = resolve_overlaps(results)
+                spans = [norm.to_original_span(r.start, r.end) for r in kept]
                 pii = [
                     PiiFinding(
                         entity_type=r.entity_type,
-                        start=r.start,
-                        end=r.end,
+                        start=start,
+                        end=end,
                         score=round(min(max(r.score, 0.0), 1.0), 4),
                         recognizer=(r.recognition_metadata or {}).get("recognizer_name", "unknown"),
                     )
-                    for r in kept
+                    for r, (start, end) in zip(kept, spans, strict=True)
                 ]
-                strong = [(r.start, r.end) for r in kept if PRIORITY.get(r.entity_type, 0) >= STRONG]
+                strong = [span for r, span in zip(kept, spans, strict=True) if PRIORITY.get(r.entity_type, 0) >= STRONG]
                 entities = [
-                    EntityFinding(label=ent.label_, start=ent.start_char, end=ent.end_char)
+                    EntityFinding(label=ent.label_, start=start, end=end)
                     for ent in arts.tokens.ents
                     if ent.label_ in EVIDENCE_LABELS
-                    and all(ent.end_char <= s or ent.start_char >= e for s, e in strong)
+                    for start, end in [norm.to_original_span(ent.start_char, ent.end_char)]
+                    if all(end <= s or start >= e for s, e in strong)
                 ]
                 out[i] = TextAnalysis(detected[i].language, detected[i].languages, pii, entities, len(arts.tokens))
         logger.debug("analysed %d texts in %d languages", len(texts), len(groups))
