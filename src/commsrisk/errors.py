@@ -30,6 +30,12 @@ class WorkStoppedError(CommsriskError):
     http_status = 503
 
 
+class ServiceBusyError(CommsriskError):
+    """The worker is scoring as many requests as it may (service.max_in_flight): retry shortly."""
+
+    http_status = 429
+
+
 class AccessDeniedError(CommsriskError):
     """The caller's API key lacks the scope or business unit a request needs."""
 

@@ -179,7 +179,11 @@ class ServiceSettings(BaseModel):
         description="Longest a request may score before it is stopped with a 503 (the HTTP timeout is 120 s).",
     )
     max_in_flight: int = Field(
-        16, gt=0, le=64, description="Requests scoring at once above which /readyz reports overload (503)."
+        16,
+        gt=0,
+        le=64,
+        description="Requests scoring at once per worker; one more gets a 429 (Retry-After: 1) and /readyz reports "
+        "overload (503) meanwhile.",
     )
     api_keys_file: Path | None = Field(
         None,
@@ -191,6 +195,18 @@ class ServiceSettings(BaseModel):
     )
     open_metrics: bool = Field(False, description="Serve /metrics without a key (else it needs the admin scope).")
     open_docs: bool = Field(True, description="Serve /, /docs and /docs.json without a key (else: any valid key).")
+
+
+class ReviewSettings(BaseModel):
+    """Where reviewers' decisions are stored (the firm's labeled data)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(
+        "sqlite:///.commsrisk/reviews.sqlite",
+        description="SQLAlchemy URL of the review store: a SQLite file (the default, relative to the working "
+        "directory) or PostgreSQL, e.g. postgresql+psycopg://user@host/db; migrated to the latest schema on open.",
+    )
 
 
 class Settings(BaseSettings):
@@ -205,6 +221,7 @@ class Settings(BaseSettings):
     thresholds: ThresholdSettings = Field(default_factory=ThresholdSettings)
     gate: GateSettings = Field(default_factory=GateSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
+    reviews: ReviewSettings = Field(default_factory=ReviewSettings)
     log_level: str = Field("INFO", description="Python logging level name.")
 
     @classmethod

@@ -234,12 +234,19 @@ def test_overlong_work_stops_at_the_deadline_and_readiness_reports_overload(base
     started = time.monotonic()
     for worker in workers:
         worker.start()
-    ready = []
+    ready, busy = [], []
     while any(worker.is_alive() for worker in workers):
         ready.append(httpx.get(f"{base}/readyz", timeout=10).status_code)
+        if ready[-1] == 503 and not busy:  # both heavy requests are scoring: a third is refused at once
+            asked = time.monotonic()
+            busy.append(_score(base, key["scorer"], {"text": "hi"}))
+            busy.append(time.monotonic() - asked)
         time.sleep(0.3)
     elapsed = time.monotonic() - started
     assert 503 in ready, "two heavy requests at max_in_flight=2: /readyz says overloaded"
+    refused, took = busy
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "1", refused.text[:200]
+    assert "service.max_in_flight" in refused.json()["error"] and took < 2
     assert [a.status_code for a in answers] == [503, 503], [a.text[:200] for a in answers]
     assert all("request_deadline_s" in a.json()["error"] for a in answers)
     assert elapsed < DEADLINE_S + 20, f"work went on for {elapsed:.0f} s after a {DEADLINE_S} s deadline"
@@ -253,8 +260,10 @@ def test_abandoned_heavy_batches_do_not_slow_a_one_word_score(served) -> None:  
 
     def abandon() -> None:
         try:
-            httpx.post(f"{base}/score_batch", json={"messages": HEAVY}, headers=_auth(key["scorer"]), timeout=1.5)
-            outcomes.append("answered")
+            answer = httpx.post(
+                f"{base}/score_batch", json={"messages": HEAVY}, headers=_auth(key["scorer"]), timeout=1.5
+            )
+            outcomes.append(f"answered {answer.status_code}")
         except httpx.TimeoutException:
             outcomes.append("abandoned")
 
@@ -263,7 +272,9 @@ def test_abandoned_heavy_batches_do_not_slow_a_one_word_score(served) -> None:  
         worker.start()
     for worker in workers:
         worker.join()
-    assert outcomes == ["abandoned"] * 3, outcomes
+    abandoned = outcomes.count("abandoned")
+    assert sorted(outcomes) == ["abandoned"] * abandoned + ["answered 429"] * (3 - abandoned), outcomes
+    assert abandoned >= 2, "max_in_flight=2: two are taken and abandoned, a third may be refused (429) at once"
     time.sleep(1.0)
     started = time.monotonic()
     quick = _score(base, key["scorer"], {"text": "thanks"}, timeout=30)
@@ -271,6 +282,6 @@ def test_abandoned_heavy_batches_do_not_slow_a_one_word_score(served) -> None:  
     assert quick.status_code == 200 and took < 2.0, f"one-word /score took {took:.2f} s after abandoned batches"
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     stopped = [line for line in lines if line.get("message") == "client disconnected, scoring stopped"]
-    assert len(stopped) >= 3, "each abandoned request is stopped and logged"
+    assert len(stopped) >= abandoned, "each abandoned request is stopped and logged"
     scored = [line for line in lines if line.get("message") == "scored"]
     assert scored and {"request_id", "caller", "latency_ms", "messages", "model_version"} <= set(scored[-1])

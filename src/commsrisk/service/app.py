@@ -24,11 +24,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from commsrisk.errors import AccessDeniedError, CommsriskError, InvalidInputError, PayloadTooLargeError
+from commsrisk.ingest.encoding import invalid_unicode
+from commsrisk.reviews.store import ReviewStore
 from commsrisk.schema import (
     DEFAULT_LIMITS,
     RISKS,
     Explain,
     Message,
+    ReviewDecision,
     ScoreResult,
     describe_validation_error,
 )
@@ -70,12 +73,27 @@ EXPLAIN_HELP = (
     "'signals': the signals behind each score; 'phrases': also the phrases of the text behind each flagged "
     "risk (slower). Default: the service setting service.explain."
 )
+EXAMPLE_DECISION = {
+    "message_id": "example-1",
+    "text": EXAMPLE_MESSAGE.text,
+    "labels": {"off_channel": 1, "leakage": 0},
+    "reviewer": "a.reviewer",
+    "reason": "asks to move to a personal account",
+    "decided_at": "2026-05-04T09:30:00Z",
+    "business_unit": "equities-trading",
+    "seen": {"model_version": "7", "thresholds_version": "v0001-abc", "scores": {"off_channel": 0.91}},
+}
 BENTO_MODEL_TAGS = saved_model_tags()
 flag_counter = bentoml.metrics.Counter(
     name="commsrisk_flags_total", documentation="Messages flagged, per risk.", labelnames=["risk"]
 )
 message_counter = bentoml.metrics.Counter(
     name="commsrisk_messages_total", documentation="Messages scored or rejected.", labelnames=["outcome"]
+)
+feedback_counter = bentoml.metrics.Counter(
+    name="commsrisk_feedback_total",
+    documentation="Reviewer decisions received: stored, or already stored (duplicate).",
+    labelnames=["outcome"],
 )
 
 
@@ -88,8 +106,8 @@ def error_response(error: CommsriskError, ctx: bentoml.Context) -> JSONResponse:
     """
     status = error.http_status if error.http_status < 500 else 503
     ctx.response.status_code = status
-    if status == 503:
-        ctx.response.headers["retry-after"] = "5"
+    if status in (429, 503):
+        ctx.response.headers["retry-after"] = "1" if status == 429 else "5"
     return JSONResponse({"error": str(error)}, status_code=status)
 
 
@@ -108,6 +126,14 @@ class ModelInfo(BaseModel):
     base_model: str | None
     trained_on: str | None
     risks: list[str]
+
+
+class FeedbackReceipt(BaseModel):
+    """What /feedback stored: committed before this answer, so a stored decision survives a crash."""
+
+    accepted: int = Field(..., description="Decisions stored by this request.")
+    duplicates: int = Field(..., description="Decisions the store already held (a retry): skipped.")
+    decision_ids: list[str] = Field(..., description="The id of each decision sent, in order (given or derived).")
 
 
 class ThresholdsInfo(BaseModel):
@@ -171,6 +197,7 @@ class CommsriskService:
         install_json_logging(settings.log_level)
         try:
             self.settings = self._bento_settings(settings)
+            self.reviews = ReviewStore.open(self.settings.reviews)
             self.policy = PolicyWatcher(self.settings.thresholds)
             self.scorer = build_scorer(self.settings, policy=self.policy.current)
         except CommsriskError as error:
@@ -356,6 +383,88 @@ class CommsriskService:
         items += [BatchItemResult(index=i, result=r) for (i, _), r in zip(valid, results, strict=True)]
         ordered = sorted(items, key=lambda item: item.index)
         return JSONResponse([item.model_dump(mode="json", exclude_none=True) for item in ordered])
+
+    @bentoml.api(route="/feedback")
+    async def feedback(
+        self,
+        decision: Annotated[ReviewDecision, Field(examples=[EXAMPLE_DECISION])],
+        ctx: bentoml.Context,
+    ) -> FeedbackReceipt:
+        """Store one reviewer's decision on a message; committed before the answer. A decision sent again is skipped."""
+        try:
+            return await self._store_feedback([decision], ctx, single=True)  # type: ignore[return-value]
+        except CommsriskError as error:
+            return error_response(error, ctx)  # type: ignore[return-value]
+
+    @bentoml.api(route="/feedback_batch")
+    async def feedback_batch(
+        self,
+        decisions: Annotated[
+            list[ReviewDecision],
+            Field(
+                min_length=1,
+                max_length=DEFAULT_LIMITS.max_batch_size,
+                description="Decisions in the schema of /feedback; one invalid decision rejects the batch.",
+                examples=[[EXAMPLE_DECISION]],
+            ),
+        ],
+        ctx: bentoml.Context,
+    ) -> FeedbackReceipt:
+        """Store a batch of decisions in one transaction: all of them, or none when any is refused."""
+        try:
+            return await self._store_feedback(decisions, ctx, single=False)  # type: ignore[return-value]
+        except CommsriskError as error:
+            return error_response(error, ctx)  # type: ignore[return-value]
+
+    async def _store_feedback(
+        self, decisions: list[ReviewDecision], ctx: bentoml.Context, single: bool
+    ) -> JSONResponse:
+        """Check the decisions against the limits and the caller's units, then store them in one transaction."""
+        limits = self.settings.limits
+        if len(decisions) > limits.max_batch_size:
+            raise InvalidInputError(
+                f"decisions: {len(decisions)} decisions, over the batch limit of {limits.max_batch_size}"
+            )
+        chars = sum(len(decision.text) for decision in decisions)
+        if chars > limits.max_batch_chars:
+            raise PayloadTooLargeError(
+                f"decisions: {chars} characters of text in all, over the limit of {limits.max_batch_chars} "
+                "per request (limits.max_batch_chars); split the batch"
+            )
+        caller = _caller(ctx)
+        for index, decision in enumerate(decisions):
+            where = "decision" if single else f"decisions.{index}"
+            if len(decision.text) > limits.max_text_chars:
+                raise InvalidInputError(
+                    f"{where}.text: {len(decision.text)} characters, over the limit of {limits.max_text_chars}"
+                )
+            problem = invalid_unicode(decision.model_dump(include={"text", "reviewer", "reason"}))
+            if problem:
+                raise InvalidInputError(f"{where}: {problem}")
+            if caller is not None and not caller.allows_unit(decision.business_unit):
+                raise AccessDeniedError(
+                    f"{where}.business_unit: API key '{caller.name}' may not send feedback for "
+                    f"'{decision.business_unit}'"
+                )
+        source = f"api:{caller.name}" if caller else "api"
+        result = await anyio.to_thread.run_sync(lambda: self.reviews.append(decisions, source=source))
+        feedback_counter.labels(outcome="stored").inc(result.accepted)
+        feedback_counter.labels(outcome="duplicate").inc(result.duplicates)
+        logger.info(
+            "feedback stored",
+            extra={
+                "request_id": _request_id(ctx),
+                "caller": caller.name if caller else None,
+                "decisions": len(decisions),
+                "accepted": result.accepted,
+                "duplicates": result.duplicates,
+                "ids": [decision.message_id for decision in decisions[:20]],
+            },
+        )
+        receipt = FeedbackReceipt(
+            accepted=result.accepted, duplicates=result.duplicates, decision_ids=result.decision_ids
+        )
+        return JSONResponse(receipt.model_dump())
 
     def thresholds_info(self, caller: ApiKey | None = None) -> ThresholdsInfo:
         """The thresholds policy in force (reloaded when its file changes), only the caller's units if restricted."""

@@ -2,8 +2,9 @@
 
 Scoring runs in a worker thread that Python cannot kill, so it stops itself: the Scorer calls
 `RequestBudget.check` between pieces of work, which raises once the deadline has passed or the
-request was cancelled (its client disconnected). `InFlight` counts the requests scoring now, so
-/readyz can say the worker is overloaded before clients time out.
+request was cancelled (its client disconnected). `InFlight` counts the requests scoring now: one
+over `max_in_flight` is refused at once with a 429 (queued behind the others it would only miss
+its deadline), and /readyz says the worker is overloaded, so a balancer sends traffic elsewhere.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from commsrisk.errors import WorkStoppedError
+from commsrisk.errors import ServiceBusyError, WorkStoppedError
 
 STUCK_AFTER_S = 10.0
 """A request still scoring this long after its deadline is stuck in a step that cannot stop."""
@@ -57,8 +58,18 @@ class InFlight:
 
     @contextmanager
     def track(self, budget: RequestBudget) -> Iterator[RequestBudget]:
-        """Count `budget` as in flight for the block."""
+        """Count `budget` as in flight for the block.
+
+        Raises:
+            ServiceBusyError: `max_in_flight` requests are scoring already.
+        """
         with self._lock:
+            live = sum(1 for b in self._active if not b.cancelled)  # a cancelled one stops at its next check
+            if live >= self.max_in_flight:
+                raise ServiceBusyError(
+                    f"busy: {live} requests scoring, at the limit of {self.max_in_flight} "
+                    "(service.max_in_flight); retry in a second"
+                )
             self._active.add(budget)
         try:
             yield budget
