@@ -87,7 +87,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, dict[str,
     }
     log = root / "serve.log"
     with bentoml_server("commsrisk.service.app:CommsriskService", cwd=REPO, env=env, log=log) as base:
-        yield base, keys[1], log
+        yield base, keys[1], log, thresholds
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
     assert "Maria Garcia" not in text and "555 0101" not in text, "message text or PII in the server log"
@@ -254,7 +254,7 @@ def test_overlong_work_stops_at_the_deadline_and_readiness_reports_overload(base
 
 
 def test_abandoned_heavy_batches_do_not_slow_a_one_word_score(served) -> None:  # type: ignore[no-untyped-def]
-    base, key, log = served
+    base, key, log, _ = served
 
     outcomes: list[str] = []
 
@@ -285,3 +285,27 @@ def test_abandoned_heavy_batches_do_not_slow_a_one_word_score(served) -> None:  
     assert len(stopped) >= abandoned, "each abandoned request is stopped and logged"
     scored = [line for line in lines if line.get("message") == "scored"]
     assert scored and {"request_id", "caller", "latency_ms", "messages", "model_version"} <= set(scored[-1])
+
+
+def test_a_hand_edit_of_the_policy_goes_on_record(served) -> None:  # type: ignore[no-untyped-def]
+    """Edited by hand while the server runs: taken, logged with the file digest, in the history unattributed."""
+    from commsrisk.thresholds.store import UNATTRIBUTED_EDIT, PolicyHistory, text_digest
+
+    base, key, log, thresholds = served
+    before = httpx.get(f"{base}/thresholds", headers=_auth(key["ops"]), timeout=30).json()["version"]
+    edited = POLICY.replace("{off_channel: 0.3}", "{off_channel: 0.25}") + "# lowered on the desk's request\n"
+    thresholds.policy_file.write_text(edited, encoding="utf-8")
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        now = httpx.get(f"{base}/thresholds", headers=_auth(key["ops"]), timeout=30).json()
+        if now["version"] != before:
+            break
+        time.sleep(0.5)
+    assert now["version"] != before, "the hand edit was not taken"
+    record = PolicyHistory(thresholds.history_db).changes()[-1]
+    assert record.author == UNATTRIBUTED_EDIT and record.version == now["version"]
+    assert record.policy_yaml == edited and PolicyHistory(thresholds.history_db).verify().ok
+    digest = text_digest(edited)
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert any(digest in json.dumps(line) and line["level"] == "WARNING" for line in lines), "logged with the digest"
+    assert "desk's request" not in log.read_text(), "the file's content stays out of the log"
