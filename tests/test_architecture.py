@@ -22,6 +22,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "commsrisk.scoring": ("cli", "service", "training"),
     "commsrisk.training": ("cli", "service"),
     "commsrisk.service": ("cli", "training"),
+    "commsrisk.reviews": ("cli", "service", "scoring"),
 }
 """For each stage, the parts of the package it must never import (the flow runs one way)."""
 

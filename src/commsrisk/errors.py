@@ -36,6 +36,12 @@ class ServiceBusyError(CommsriskError):
     http_status = 429
 
 
+class ReviewStoreError(CommsriskError):
+    """The review store cannot be reached, migrated, read or written (a 503: retry later)."""
+
+    http_status = 503
+
+
 class AccessDeniedError(CommsriskError):
     """The caller's API key lacks the scope or business unit a request needs."""
 

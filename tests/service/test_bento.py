@@ -21,6 +21,7 @@ def test_bento_builds_with_model_and_pins_and_serves_outside_the_repo(tmp_path: 
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("COMMSRISK_")},
         "BENTOML_HOME": str(tmp_path / "bentoml"),
+        "COMMSRISK_REVIEWS__URL": f"sqlite:///{tmp_path / 'reviews.sqlite'}",
         "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
     }
     build_env = {**env, "COMMSRISK_MODEL__BASE_MODEL": str(base_model_dir.resolve())}

@@ -84,6 +84,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, dict[str,
         "COMMSRISK_MODEL__BASE_MODEL": str(base_model_dir),
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "BENTOML_HOME": str(root / "bentoml"),
+        "COMMSRISK_REVIEWS__URL": f"sqlite:///{root / 'reviews.sqlite'}",
     }
     log = root / "serve.log"
     with bentoml_server("commsrisk.service.app:CommsriskService", cwd=REPO, env=env, log=log) as base:

@@ -58,6 +58,7 @@ def server(
         "COMMSRISK_LIMITS__MAX_BODY_BYTES": "200000",
         "MLFLOW_TRACKING_URI": f"sqlite:///{root / 'mlflow.db'}",
         "BENTOML_HOME": str(root / "bentoml"),
+        "COMMSRISK_REVIEWS__URL": f"sqlite:///{root / 'reviews.sqlite'}",
     }
     with bentoml_server("commsrisk.service.app:CommsriskService", cwd=REPO, env=env, log=root / "serve.log") as base:
         yield base

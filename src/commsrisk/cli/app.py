@@ -19,10 +19,12 @@ from commsrisk.cli.evaluate import evaluate
 from commsrisk.cli.keys import keys_app
 from commsrisk.cli.model import model_app
 from commsrisk.cli.ner import train_ner_command
+from commsrisk.cli.reviews import reviews_app
 from commsrisk.cli.score import score
 from commsrisk.cli.serve import serve
 from commsrisk.cli.thresholds import thresholds_app
 from commsrisk.cli.train import promote, stack_ngram_command, train
+from commsrisk.cli.tuning import thresholds_tune  # noqa: F401 (registers `thresholds tune`)
 
 app = typer.Typer(
     help="Score workplace messages for leakage, misconduct and off-channel risk; train and promote the model.",
@@ -36,6 +38,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(keys_app, name="keys")
 app.add_typer(thresholds_app, name="thresholds")
 app.add_typer(model_app, name="model")
+app.add_typer(reviews_app, name="reviews")
 app.command()(train)
 app.command("stack-ngram")(stack_ngram_command)
 app.command("train-ner")(train_ner_command)

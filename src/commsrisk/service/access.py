@@ -46,6 +46,7 @@ ROUTE_SCOPES: dict[str, ApiScope] = {
     "/score_batch": "score",
     "/model": "score",
     "/feedback": "feedback",
+    "/feedback_batch": "feedback",
     "/thresholds": "thresholds:read",
     "/metrics": "admin",
 }

@@ -72,7 +72,7 @@ class LabeledData:
         return len(self.rejected) / self.rows_read if self.rows_read else 1.0
 
 
-def _parse_label(value: Any) -> int | None:
+def parse_label(value: Any) -> int | None:
     """Return 0/1 for a label cell, or None if it is not a valid label."""
     if isinstance(value, bool):
         return int(value)
@@ -88,7 +88,7 @@ def _parse_label(value: Any) -> int | None:
 def _parse_bool(value: Any) -> bool | None:
     if value is None or (isinstance(value, float) and np.isnan(value)) or value == "":
         return None
-    label = _parse_label(value)
+    label = parse_label(value)
     return None if label is None else bool(label)
 
 
@@ -145,7 +145,7 @@ def read_labeled_file(
         text = row.get("text")
         if reason is None and isinstance(text, str) and text in seen_texts:
             first = accepted_by_line[seen_texts[text]]
-            labels = {risk: _parse_label(row[risk]) for risk in RISKS}
+            labels = {risk: parse_label(row[risk]) for risk in RISKS}
             if all(first[risk] == labels[risk] for risk in RISKS):
                 reason = f"duplicate text (same as line {seen_texts[text]})"
             else:
@@ -161,7 +161,7 @@ def read_labeled_file(
             seen_ids[message_id] = line
         seen_texts[text] = line
         record: dict[str, Any] = {"line": line, "text": text}
-        record.update({risk: _parse_label(row[risk]) for risk in RISKS})
+        record.update({risk: parse_label(row[risk]) for risk in RISKS})
         for column in OPTIONAL_COLUMNS:
             record[column] = _parse_bool(row.get(column)) if column == "external" else _clean_optional(row.get(column))
         record["message_id"] = message_id or f"line-{line}"
@@ -212,7 +212,7 @@ def _row_problem(row: dict[str, Any], limits: Limits) -> str | None:
             return f"missing label '{risk}'"
         if row[risk] == "":
             return f"missing label '{risk}'"
-        if _parse_label(row[risk]) is None:
+        if parse_label(row[risk]) is None:
             return f"label '{risk}' is {str(row[risk])[:12]!r}, not 0/1, true/false, yes/no or a review word"
     return None
 
