@@ -12,7 +12,7 @@ full load, then `--clients` threads for `--minutes`, each with its own connectio
 drawn from the seed corpus (all six languages; the same draw as run.py, never the dev set). Every
 message carries a unique message_id and every answer is checked: HTTP 200, one result per message
 sent, in order, each with the id it was sent with. A message whose result does not come back so is
-lost. A 429 (BentoML's traffic.max_concurrency) is counted apart and retried after a short backoff;
+lost. A 429 (over service.max_in_flight) is counted apart and retried after a short backoff;
 any other status, a timeout or a malformed answer is an error. Every 5 s the RSS of the server
 process and all its children (BentoML runs the worker as a child) is sampled and /readyz is probed
 (the service reports 503 there while service.max_in_flight requests are scoring). RSS growth is
@@ -354,10 +354,10 @@ def report(
     max_in_flight = _max_in_flight()
     rate_limited = sum(tally.rate_limited.values())
     notes = [
-        f"{rate_limited} answers were 429 (each retried after a backoff)"
+        f"{rate_limited} answers were 429 (each retried after a backoff): a request over service.max_in_flight "
+        f"({max_in_flight}) is refused at once rather than queued past its deadline"
         if rate_limited
-        else f"no 429 with {args.clients} clients: the service's max_in_flight ({max_in_flight}) does not reject "
-        "requests, it makes /readyz answer 503; BentoML answers 429 only above traffic.max_concurrency",
+        else f"no 429 with {args.clients} clients: never more than service.max_in_flight ({max_in_flight}) at once",
         f"/readyz during the soak: {dict(readyz)} over {len(measured)} probes "
         f"(503 = at least max_in_flight={max_in_flight} requests scoring)",
     ]

@@ -182,8 +182,21 @@ class ServiceSettings(BaseModel):
         16,
         gt=0,
         le=64,
-        description="Requests scoring at once per worker; one more gets a 429 (Retry-After: 1) and /readyz reports "
+        description="Requests scoring at once per worker; more wait their turn (queue_wait_s), and /readyz reports "
         "overload (503) meanwhile.",
+    )
+    malloc_arena_max: int | None = Field(
+        2,
+        gt=0,
+        le=64,
+        description="glibc malloc arenas of a worker (MALLOC_ARENA_MAX): few, so freed memory is reused across "
+        "request threads and RSS stays flat (None: glibc's default, 8 per core).",
+    )
+    queue_wait_s: float = Field(
+        10.0,
+        ge=0,
+        le=60,
+        description="Longest a request waits, first come first served, for a free slot before a 429 (Retry-After: 1).",
     )
     api_keys_file: Path | None = Field(
         None,

@@ -78,6 +78,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, keys: tuple[Path, dict[str,
         "COMMSRISK_SERVICE__API_KEYS_FILE": str(keys[0]),
         "COMMSRISK_SERVICE__REQUEST_DEADLINE_S": str(DEADLINE_S),
         "COMMSRISK_SERVICE__MAX_IN_FLIGHT": "2",
+        "COMMSRISK_SERVICE__QUEUE_WAIT_S": "0.5",
         "COMMSRISK_THRESHOLDS__POLICY_FILE": str(thresholds.policy_file),
         "COMMSRISK_THRESHOLDS__HISTORY_DB": str(thresholds.history_db),
         "COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models" / "default"),
@@ -238,7 +239,7 @@ def test_overlong_work_stops_at_the_deadline_and_readiness_reports_overload(base
     ready, busy = [], []
     while any(worker.is_alive() for worker in workers):
         ready.append(httpx.get(f"{base}/readyz", timeout=10).status_code)
-        if ready[-1] == 503 and not busy:  # both heavy requests are scoring: a third is refused at once
+        if ready[-1] == 503 and not busy:  # both heavy requests are scoring: a third waits 0.5 s, then a 429
             asked = time.monotonic()
             busy.append(_score(base, key["scorer"], {"text": "hi"}))
             busy.append(time.monotonic() - asked)

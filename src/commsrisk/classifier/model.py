@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,9 @@ class RiskClassifier:
     window_tokens: int = DEFAULT_WINDOW_TOKENS
     """A message over `max_length` is scored as windows of this many tokens (0: cut by `encode`)."""
     max_windows: int = 8
+    _forward_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+    """One forward pass at a time: torch already spreads one over every core, so passes from
+    concurrent requests would only oversubscribe the cores and hold their activations at once."""
 
     def encode(self, texts: Sequence[str], *, offsets: bool = False) -> BatchEncoding:
         """`texts` as padded tensors, each cut to max_length keeping its head and its tail."""
@@ -109,7 +113,8 @@ class RiskClassifier:
             for start in range(0, len(items), self.batch_size):
                 idx = order[start : start + self.batch_size]
                 batch = self.tokenizer.pad({"input_ids": [items[i] for i in idx]}, return_tensors="pt")
-                logits = self.model(**batch).logits.float().numpy()
+                with self._forward_lock:
+                    logits = self.model(**batch).logits.float().numpy()
                 np.maximum.at(out, owner_of[idx], logits)
         return out
 

@@ -25,7 +25,7 @@ from starlette.routing import Route
 
 from commsrisk.errors import AccessDeniedError, CommsriskError, InvalidInputError, PayloadTooLargeError
 from commsrisk.ingest.encoding import invalid_unicode
-from commsrisk.reviews.store import ReviewStore
+from commsrisk.reviews.store import AppendResult, ReviewStore
 from commsrisk.schema import (
     DEFAULT_LIMITS,
     RISKS,
@@ -55,7 +55,7 @@ from commsrisk.service.middleware import (
     install_log_redaction,
 )
 from commsrisk.service.pages import docs_page
-from commsrisk.service.startup import refuse_to_start
+from commsrisk.service.startup import limit_malloc_arenas, refuse_to_start
 from commsrisk.settings import Settings
 from commsrisk.thresholds.policy import ThresholdPolicy
 
@@ -95,6 +95,26 @@ feedback_counter = bentoml.metrics.Counter(
     documentation="Reviewer decisions received: stored, or already stored (duplicate).",
     labelnames=["outcome"],
 )
+review_counter = bentoml.metrics.Counter(
+    name="commsrisk_review_decisions_total",
+    documentation="Stored reviewer decisions on flagged risks (the seen score at or over the unit's threshold in "
+    "force when the decision arrives), per risk: confirmed (labeled 1) or rejected (labeled 0).",
+    labelnames=["risk", "outcome"],
+)
+
+
+def count_reviewed_flags(decisions: list[ReviewDecision], result: AppendResult, policy: ThresholdPolicy) -> None:
+    """Count the newly stored decisions on flagged risks; the labels stay bounded (RISKS x two outcomes)."""
+    fresh = set(result.accepted_ids)
+    for decision_id, decision in zip(result.decision_ids, decisions, strict=True):
+        if decision_id not in fresh or decision.seen is None:
+            continue
+        fresh.discard(decision_id)  # the same decision twice in a batch is stored, and counted, once
+        thresholds, _ = policy.for_unit(decision.business_unit)
+        for risk, label in decision.labels.reviewed().items():
+            score = decision.seen.scores.get(risk)  # type: ignore[call-overload]
+            if score is not None and score >= thresholds[risk]:
+                review_counter.labels(risk=risk, outcome="confirmed" if label else "rejected").inc()
 
 
 def error_response(error: CommsriskError, ctx: bentoml.Context) -> JSONResponse:
@@ -195,6 +215,8 @@ class CommsriskService:
         install_log_redaction()
         settings = Settings.load()
         install_json_logging(settings.log_level)
+        if settings.service.malloc_arena_max:
+            limit_malloc_arenas(settings.service.malloc_arena_max)
         try:
             self.settings = self._bento_settings(settings)
             self.reviews = ReviewStore.open(self.settings.reviews)
@@ -279,7 +301,7 @@ class CommsriskService:
         budget = RequestBudget(self.settings.service.request_deadline_s, _request_id(ctx))
         watcher = asyncio.create_task(_cancel_on_disconnect(ctx.request, budget))
         try:
-            with self.in_flight.track(budget):
+            async with self.in_flight.admitted(budget, self.settings.service.queue_wait_s):
                 return await anyio.to_thread.run_sync(work, budget)
         finally:
             watcher.cancel()
@@ -450,6 +472,7 @@ class CommsriskService:
         result = await anyio.to_thread.run_sync(lambda: self.reviews.append(decisions, source=source))
         feedback_counter.labels(outcome="stored").inc(result.accepted)
         feedback_counter.labels(outcome="duplicate").inc(result.duplicates)
+        count_reviewed_flags(decisions, result, self.policy.current())
         logger.info(
             "feedback stored",
             extra={

@@ -46,3 +46,24 @@ def refuse_to_start(error: CommsriskError) -> NoReturn:
         Path(report).write_text(str(error), encoding="utf-8")
     os.kill(os.getppid(), signal.SIGTERM)  # the arbiter: it stops every worker and exits
     os._exit(STARTUP_FAILED)
+
+
+M_ARENA_MAX = -8
+"""glibc's mallopt parameter for the number of malloc arenas."""
+
+
+def limit_malloc_arenas(count: int) -> bool:
+    """Cap glibc's malloc arenas (as MALLOC_ARENA_MAX does) before the request threads start.
+
+    glibc gives threads that allocate at once their own arenas, up to 8 per core, and memory freed
+    in one is rarely returned: under a pool of request threads the worker's RSS creeps up for as
+    long as it runs. Returns whether the cap was set (False off glibc, e.g. macOS or musl).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(M_ARENA_MAX, count))
+    except (OSError, AttributeError):
+        return False
