@@ -7,6 +7,7 @@ One code path for one message and for a million: `score` is `score_batch` of one
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -336,6 +337,8 @@ def build_scorer(
     from commsrisk.nlp.text_analyzer import build_text_analyzer
     from commsrisk.thresholds.store import policy_in_force
 
+    if settings.model.onednn_primitive_cache is not None:  # read by oneDNN at its first kernel, so set it first
+        os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", str(settings.model.onednn_primitive_cache))
     if settings.model.torch_threads:
         import torch
 
