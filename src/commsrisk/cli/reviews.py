@@ -1,4 +1,4 @@
-"""`commsrisk reviews`: import reviewers' decisions from review tools' exports, list what the store holds."""
+"""`commsrisk reviews`: import reviewers' decisions from review tools' exports, list and report on the store."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
-from commsrisk.cli.console import MapFile, MapPairs, column_map_or_fail, err, fail, out, print_rejected
+from commsrisk.cli.console import MapFile, MapPairs, column_map_or_fail, err, fail, out, print_rejected, table_of
+from commsrisk.cli.review_options import BusinessUnits, Since, policy_versions
 from commsrisk.errors import CommsriskError
 from commsrisk.schema import RISKS
 from commsrisk.settings import Settings
@@ -129,6 +130,59 @@ def list_command(
             decision.decision_id[:19],
         )
     out.print(table)
+
+
+@reviews_app.command("report")
+def report_command(
+    since: Since = None,
+    business_unit: BusinessUnits = None,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report, its CSVs and its plot.")] = Path(
+        "reports/reviews"
+    ),
+    targets: Annotated[
+        Path | None, typer.Option(help="Per-unit targets YAML (as thresholds tune --targets): precision targets.")
+    ] = None,
+    precision_target: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="The precision target of units without one in --targets.")
+    ] = 0.5,
+    recent_weeks: Annotated[
+        int, typer.Option(min=1, max=52, help="Weeks of a unit's reviews its suggested threshold is tuned on.")
+    ] = 4,
+    log_mlflow: Annotated[bool, typer.Option("--mlflow", help="Log the report as an MLflow run.")] = False,
+) -> None:
+    """Weekly per business unit and risk: alerts reviewers saw, confirmed precision, the threshold in force.
+
+    An alert is a decision whose seen score was at or over the threshold of the seen thresholds
+    version (from the thresholds history) for the message's unit; precision is confirmed / alerts.
+    A unit under its precision target in its latest week gets a call-out with the threshold
+    `thresholds tune` proposes on its recent reviews (the scores reviewers saw). Writes report.md,
+    weekly.csv, callouts.csv and reviews_report.png to --out: ids and counts, never text.
+    """
+    from commsrisk.reviews.report import REPORT_PNG, WEEKLY_CSV, build_report, log_report_run, write_report
+    from commsrisk.thresholds.tuning import TuningTargets
+
+    settings = _settings_or_fail()
+    try:
+        plan = TuningTargets.load(targets) if targets else None
+        with _open_store(settings) as store:
+            decisions = store.decisions(since, business_unit)
+        versions = policy_versions(settings)
+        report = build_report(decisions, versions, plan, precision_target=precision_target, recent_weeks=recent_weeks)
+    except CommsriskError as error:
+        raise fail(error) from error
+    path = write_report(report, out_dir)
+    rows = [{**r, "precision": "n/a" if r["precision"] is None else r["precision"]} for r in report.records()]
+    out.print(table_of(f"weekly, from {report.decisions} decisions ({report.judgements} decided risks)", rows))
+    for reason, count in sorted(report.left_out.items()):
+        err.print(f"left out, {reason}: {count}")
+    for callout in report.callouts:
+        out.print(f"[bold red]precision under target:[/] {callout.sentence()}")
+    out.print(f"report: {path}; table: {out_dir / WEEKLY_CSV}; plot: {out_dir / REPORT_PNG}")
+    if log_mlflow:
+        params = {"since": since.isoformat() if since else "", "business_units": ",".join(business_unit or [])}
+        tracking = settings.tracking
+        run_id = log_report_run(tracking.resolved_uri(), tracking.experiment, report, out_dir, params)
+        out.print(f"logged to MLflow run {run_id}")
 
 
 def _settings_or_fail() -> Settings:

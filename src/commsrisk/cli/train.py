@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.markdown import Markdown
 
+from commsrisk.cli import review_options
 from commsrisk.cli.console import (
     MapFile,
     MapPairs,
@@ -62,8 +63,13 @@ def train(
     run_name: Annotated[str | None, typer.Option(help="MLflow run name.")] = None,
     map_pairs: MapPairs = None,
     map_file: MapFile = None,
+    from_reviews: review_options.FromReviews = False,
+    since: review_options.Since = None,
+    business_unit: review_options.BusinessUnits = None,
+    review_ratio: review_options.ReviewRatio = 0.3,
+    holdout_out: review_options.HoldoutOut = review_options.DEFAULT_HOLDOUT_FILE,
 ) -> None:
-    """Fine-tune the multilingual classifier, compare it with the baselines, log the run to MLflow."""
+    """Fine-tune the classifier, compare it with the baselines, log the run to MLflow (--from-reviews: with reviews)."""
     from commsrisk.nlp.text_analyzer import build_text_analyzer
     from commsrisk.training.finetune import METHODS, FineTuneConfig
     from commsrisk.training.model_card import write_model_card
@@ -76,6 +82,9 @@ def train(
     dev_path = dev_data or settings.tracking.dev_set
     use_dev = not no_dev and (dev_data is not None or dev_path.is_file())
     dev = read_labeled_or_fail(dev_path, settings.limits) if use_dev else None
+    mix = review_options.mix_or_none(
+        from_reviews, settings, labeled, dev, since, business_unit, review_ratio, holdout_out
+    )
     config = FineTuneConfig.for_method(
         method,
         base_model=settings.model.base_model,
@@ -95,7 +104,7 @@ def train(
         with err.status("loading the NLP pipelines ..."):
             analyzer = build_text_analyzer(settings.nlp)
         outcome = run_training(
-            labeled,
+            mix.training if mix else labeled,
             config=config,
             analyzer=analyzer,
             out_dir=output,
@@ -105,6 +114,7 @@ def train(
             limit=limit,
             run_name=run_name,
             dev=dev,
+            reviews=mix,
         )
     except CommsriskError as error:
         raise fail(error) from error

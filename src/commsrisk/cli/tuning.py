@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from commsrisk.cli import review_options
 from commsrisk.cli.console import (
     MapFile,
     MapPairs,
@@ -26,7 +27,13 @@ from commsrisk.settings import Settings
 
 @thresholds_app.command("tune")
 def thresholds_tune(
-    data: Annotated[Path, typer.Option(help="Labeled file with business_unit (CSV, JSONL, Parquet).")],
+    data: Annotated[
+        Path | None, typer.Option(help="Labeled file with business_unit (CSV, JSONL, Parquet); or --from-reviews.")
+    ] = None,
+    from_reviews: Annotated[
+        bool, typer.Option("--from-reviews", help="Tune on the review store: its messages with every risk reviewed.")
+    ] = False,
+    since: review_options.Since = None,
     target: Annotated[
         str,
         typer.Option(help="precision=P or recall=R that every threshold must meet, or f1=F: the best-F1 threshold."),
@@ -70,7 +77,12 @@ def thresholds_tune(
     from commsrisk.training.scored_evaluation import rows_to_judge, score_table
 
     settings = Settings.load()
-    labeled = read_labeled_or_fail(data, settings.limits, columns_map=column_map_or_fail(map_pairs, map_file))
+    if (data is None) != from_reviews:
+        raise fail(CommsriskError("give the labeled messages to tune on: --data FILE or --from-reviews (not both)"))
+    if data is None:
+        labeled = review_options.reviews_labeled_or_fail(settings, since)
+    else:
+        labeled = read_labeled_or_fail(data, settings.limits, columns_map=column_map_or_fail(map_pairs, map_file))
     try:
         goal = Target.parse(target)
         goal = Target(goal.metric, goal.value, max_alerts_per_1000)
@@ -94,7 +106,7 @@ def thresholds_tune(
     policy = policy.model_copy(update={"tuned_for": scorer.model_version})
     provenance = {
         "model_version": scorer.model_version,
-        "data": str(data),
+        "data": labeled.source,
         "data_digest": labeled.digest,
         "messages": note,
         "targets": str(targets) if targets else str(goal),

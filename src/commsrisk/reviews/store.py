@@ -254,6 +254,23 @@ class ReviewStore:
         with self._read() as connection:
             return [_stored(row._mapping) for row in connection.execute(query)]
 
+    def decisions(
+        self, since: datetime | None = None, business_units: Iterable[str] | None = None
+    ) -> list[StoredDecision]:
+        """Every decision (without its text) in the order they count, filtered as `snapshot` filters.
+
+        Raises:
+            ReviewStoreError: the database cannot be read.
+        """
+        table = review_decisions.c
+        query = select(*_listed_columns()).order_by(table.decided_at, table.seq)
+        if since is not None:
+            query = query.where(table.decided_at >= (since if since.tzinfo else since.replace(tzinfo=UTC)))
+        if business_units is not None:
+            query = query.where(table.business_unit.in_(sorted(set(business_units))))
+        with self._read() as connection:
+            return [_stored(row._mapping) for row in connection.execute(query)]
+
     def snapshot(self, since: datetime | None = None, business_units: Iterable[str] | None = None) -> ReviewSnapshot:
         """The latest decision per message as a labeled frame, and the conflicts between reviewers.
 

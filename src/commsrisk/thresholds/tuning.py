@@ -268,6 +268,18 @@ def _decide(
     return chosen, "tuned"
 
 
+def propose_threshold(
+    labels: np.ndarray, scores: np.ndarray, target: Target, fallback: float, targets: TuningTargets
+) -> tuple[float, str]:
+    """One unit's threshold for one risk, chosen as `tune_policy` chooses it (same evidence rules), and why.
+
+    For labeled scores `tune_policy` cannot take as a whole, e.g. reviews in which some risks
+    were not reviewed or not scored. `fallback` (the threshold in force) is kept when the
+    evidence is short; the status then says why ("default kept: ...").
+    """
+    return _decide(labels, scores, target, fallback, targets, is_default=False)
+
+
 def _check_units(counts: dict[str, int], targets: TuningTargets, base: ThresholdPolicy) -> None:
     """Refuse units nobody declared (with a targets file), or that look like misspellings (without).
 

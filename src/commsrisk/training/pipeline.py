@@ -14,7 +14,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -41,6 +41,9 @@ from commsrisk.training.finetune import FineTuneConfig, fine_tune, save_delta
 from commsrisk.training.frozen_encoder import fit_frozen_head
 from commsrisk.training.overlap import require_dev_isolation, text_fingerprint, write_fingerprints
 from commsrisk.training.registry import CANDIDATE_ALIAS, log_and_register_model, tracking_client
+
+if TYPE_CHECKING:
+    from commsrisk.training.from_reviews import ReviewsMix
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +87,8 @@ class TrainingOutcome:
     """The final model's probabilities per split (calibration, test, dev), for ensembles and analysis."""
     warnings: list[str] = field(default_factory=list)
     """What a reviewer of the run must read (a baseline beat the model, near-copies across splits)."""
+    review_evaluations: list[ModelEvaluation] = field(default_factory=list)
+    """Every model on the reviews' held-out slice (training from the review store)."""
 
     def evaluation(self, name: str) -> ModelEvaluation:
         """The evaluation of one model by name."""
@@ -152,14 +157,18 @@ def run_training(
     progress: bool = True,
     run_name: str | None = None,
     dev: LabeledData | None = None,
+    reviews: ReviewsMix | None = None,
 ) -> TrainingOutcome:
     """Train, evaluate against the baselines, and log everything as one MLflow run.
 
     With `dev` (the out-of-distribution dev set, never trained on) the run also selects on it
     (early stopping, the frozen head's regularisation) and reports every model on it: the figure
-    models are compared and promoted on.
+    models are compared and promoted on. With `reviews` (`data` is then its training mix) the
+    snapshot is logged as a dataset and every model is also reported on the reviews' held-out slice.
     """
     import mlflow
+
+    from commsrisk.training.from_reviews import log_reviews
 
     frame = _limit(data.frame, limit, config.seed)
     frame = frame.assign(split=split_labeled(frame, seed=config.seed).to_numpy())
@@ -181,6 +190,9 @@ def run_training(
         texts["dev"] = dev.frame["text"].tolist()
         labels["dev"] = label_matrix(dev.frame)
         require_dev_isolation(frame["text"].tolist(), texts["dev"], dev.frame["message_id"].tolist())
+    holdout = reviews.holdout if reviews is not None else None
+    if holdout is not None:
+        texts["reviews"], labels["reviews"] = holdout.frame["text"].tolist(), label_matrix(holdout.frame)
 
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_experiment(experiment)
@@ -212,6 +224,8 @@ def run_training(
         if dev is not None:
             mlflow.log_params({"dev_source": Path(dev.source).name, "dev_digest": dev.digest, "n_dev": len(dev.frame)})
         _log_dataset(mlflow, frame, data)
+        if reviews is not None:
+            log_reviews(mlflow, reviews, workdir)
         _log_counts(mlflow, frame, workdir)
         if data.rejected:
             rejected = pd.DataFrame([r.__dict__ for r in data.rejected])
@@ -223,6 +237,8 @@ def run_training(
         probas: dict[str, np.ndarray] = {}
         dev_probas: dict[str, np.ndarray] = {}
         dev_cuts: dict[str, np.ndarray] = {}
+        review_probas: dict[str, np.ndarray] = {}
+        review_cuts: dict[str, np.ndarray] = {}
         evaluations: list[ModelEvaluation] = []
         for name, baseline in baselines.items():
             baseline.fit(texts["train"], labels["train"])
@@ -234,6 +250,8 @@ def run_training(
             if dev is not None:
                 dev_probas[name] = baseline.predict_proba(texts["dev"])
                 dev_cuts[name] = cut
+            if holdout is not None:
+                review_probas[name], review_cuts[name] = baseline.predict_proba(texts["reviews"]), cut
 
         def on_epoch_end(step: int, metrics: dict[str, float]) -> None:
             mlflow.log_metrics(metrics, step=step)
@@ -265,6 +283,7 @@ def run_training(
             tail_tokens=config.tail_tokens,
         )
         scored = ("calibration", "test", "dev") if dev is not None else ("calibration", "test")
+        scored += ("reviews",) if holdout is not None else ()
         clf_proba = {name: classifier.predict_proba(texts[name]) for name in scored}
         cut = best_f1_thresholds(labels["calibration"], clf_proba["calibration"])
         probas["classifier-only"] = clf_proba["test"]
@@ -273,6 +292,7 @@ def run_training(
         )
 
         frames = {**parts, "dev": dev.frame} if dev is not None else parts
+        frames = {**frames, "reviews": holdout.frame} if holdout is not None else frames
         ngram = (
             CharNgramClassifier.fit(texts["train"], labels["train"], seed=config.seed) if config.stack_ngram else None
         )
@@ -298,6 +318,19 @@ def run_training(
                 prefix = "dev_" if name == FINAL_MODEL else f"{name.replace('-', '_')}_dev_"
                 mlflow.log_metrics(ev.flat_metrics(prefix))
             _log_dev_scores(mlflow, dev.frame, dev_probas, workdir)
+        review_evaluations: list[ModelEvaluation] = []
+        if holdout is not None:
+            review_probas["classifier-only"], review_cuts["classifier-only"] = clf_proba["reviews"], cut
+            review_probas[FINAL_MODEL], review_cuts[FINAL_MODEL] = (
+                combiner.predict_proba(evidence["reviews"]),
+                final_cut,
+            )
+            review_langs = detected_where_missing(language_slices(holdout.frame), texts["reviews"], analyzer)
+            for name, proba in review_probas.items():
+                ev = evaluate_model(name, labels["reviews"], proba, review_cuts[name], review_langs)
+                review_evaluations.append(ev)
+                prefix = "reviews_" if name == FINAL_MODEL else f"{name.replace('-', '_')}_reviews_"
+                mlflow.log_metrics(ev.flat_metrics(prefix))
 
         for ev in evaluations:
             prefix = "test_" if ev.name == FINAL_MODEL else f"{ev.name.replace('-', '_')}_test_"
@@ -307,6 +340,11 @@ def run_training(
         }
         if dev is not None:
             per_unit["dev"] = per_slice_macro_f1(labels["dev"], dev_probas[FINAL_MODEL], final_cut, _units(dev.frame))
+        if holdout is not None:
+            review_units = _units(holdout.frame)
+            per_unit["reviews"] = per_slice_macro_f1(
+                labels["reviews"], review_probas[FINAL_MODEL], final_cut, review_units
+            )
         for split_name, units in per_unit.items():
             mlflow.log_metrics(
                 {f"{split_name}_unit_{_metric_key(u)}_macro_f1": m["macro_f1"] for u, m in units.items()}
@@ -325,6 +363,12 @@ def run_training(
                 + comparison_markdown(dev_evaluations, split="dev")
                 + "\n\nIn-corpus held-out split:\n\n"
                 + report
+            )
+        if review_evaluations:
+            report += (
+                f"\n\nReviews' held-out slice ({len(labels['reviews'])} messages of the review store, never trained "
+                "on; per business unit in evaluation/per_business_unit.json):\n\n"
+                + comparison_markdown(review_evaluations, split="reviews")
             )
         mlflow.log_text(report, "evaluation/report.md")
         mlflow.log_dict({ev.name: ev.to_dict() for ev in evaluations}, "evaluation/evaluation.json")
@@ -356,6 +400,8 @@ def run_training(
             "dev": {ev.name: {"macro_f1": ev.macro_f1} for ev in dev_evaluations},
             "version": f"run-{run.info.run_id[:12]}",
         }
+        if reviews is not None:
+            metadata["reviews"] = reviews.summary()
         save_delta(model, out_dir, metadata)
         write_fingerprints(frame["text"].tolist(), out_dir)
         combiner.save(out_dir)
@@ -373,6 +419,7 @@ def run_training(
         outcome = TrainingOutcome(run.info.run_id, model_version, out_dir, evaluations, report, counts, metadata)
         outcome.dev_evaluations = dev_evaluations
         outcome.warnings = warnings
+        outcome.review_evaluations = review_evaluations
         outcome.final_scores = {
             "calibration": SplitScores(
                 parts["calibration"]["message_id"].tolist(), labels["calibration"], final_calib, [], None
