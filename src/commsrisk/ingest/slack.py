@@ -194,15 +194,21 @@ def _plain(text: str, users: Mapping[str, str]) -> str:
     return html.unescape(_MARKUP.sub(shown, text))
 
 
-def _users(path: Path) -> tuple[dict[str, str], list[RejectedRecord]]:
-    """User id -> name shown, from users.json (empty, and no problem, when the export has none)."""
+def _json_list(path: Path, what: str) -> tuple[list[Any], list[RejectedRecord]]:
+    """The JSON array in one of the export's lists (empty, and no problem, when the export has none)."""
     if not path.is_file():
-        return {}, []
+        return [], []
     document = read_json_document(path)
     if isinstance(document, RejectedRecord):
-        return {}, [document]
+        return [], [document]
     if not isinstance(document, list):
-        return {}, [RejectedRecord(str(path), 0, "not a JSON array of users")]
+        return [], [RejectedRecord(str(path), 0, f"not a JSON array of {what}")]
+    return document, []
+
+
+def _users(path: Path) -> tuple[dict[str, str], list[RejectedRecord]]:
+    """User id -> name shown, from users.json."""
+    document, problems = _json_list(path, "users")
     names: dict[str, str] = {}
     for user in document:
         if isinstance(user, dict) and isinstance(user.get("id"), str):
@@ -210,20 +216,14 @@ def _users(path: Path) -> tuple[dict[str, str], list[RejectedRecord]]:
             name = user.get("real_name") or profile.get("real_name") or user.get("name")
             if isinstance(name, str) and name:
                 names[user["id"]] = name
-    return names, []
+    return names, problems
 
 
 def _conversation_ids(path: Path) -> tuple[dict[str, str], list[RejectedRecord]]:
     """Folder name -> conversation id, from one of the conversation lists (a DM's folder is its id)."""
-    if not path.is_file():
-        return {}, []
-    document = read_json_document(path)
-    if isinstance(document, RejectedRecord):
-        return {}, [document]
-    if not isinstance(document, list):
-        return {}, [RejectedRecord(str(path), 0, "not a JSON array of conversations")]
+    document, problems = _json_list(path, "conversations")
     ids: dict[str, str] = {}
     for entry in document:
         if isinstance(entry, dict) and isinstance(entry.get("id"), str):
             ids[str(entry.get("name") or entry["id"])] = entry["id"]
-    return ids, []
+    return ids, problems
