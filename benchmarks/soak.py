@@ -355,7 +355,7 @@ def report(
     rate_limited = sum(tally.rate_limited.values())
     notes = [
         f"{rate_limited} answers were 429 (each retried after a backoff): a request over service.max_in_flight "
-        f"({max_in_flight}) is refused at once rather than queued past its deadline"
+        f"({max_in_flight}) waits its turn up to service.queue_wait_s, then gets a 429"
         if rate_limited
         else f"no 429 with {args.clients} clients: never more than service.max_in_flight ({max_in_flight}) at once",
         f"/readyz during the soak: {dict(readyz)} over {len(measured)} probes "
