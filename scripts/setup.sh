@@ -19,7 +19,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   echo "setup: installing dependencies (torch CPU build first)"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -U "pip==26.3" 2>&1 | grep -v "is ignored" || true
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "torch==2.13.0" 2>&1 | grep -v "is ignored" || true
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -c constraints.txt -e ".[dev,spark]" 2>&1 | grep -v "is ignored" || true
   "$VENV/bin/python" -m pip check >/dev/null
   echo "$want" > "$STAMP"
 fi

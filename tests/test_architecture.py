@@ -23,6 +23,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "commsrisk.training": ("cli", "service"),
     "commsrisk.service": ("cli", "training"),
     "commsrisk.reviews": ("cli", "service", "scoring"),
+    "commsrisk.archives": ("cli", "service", "training", "reviews"),
 }
 """For each stage, the parts of the package it must never import (the flow runs one way)."""
 

@@ -146,3 +146,33 @@ def test_a_stop_check_runs_between_pieces_and_abandons_the_batch(scorer) -> None
         scorer.score_batch(messages, stop=budget.check)
     with pytest.raises(WorkStoppedError, match="request_deadline_s"):
         scorer.score_batch(messages, stop=RequestBudget(deadline_s=1e-9, request_id="t-2").check)
+
+
+def test_only_the_scored_fields_change_a_result(scorer) -> None:  # type: ignore[no-untyped-def]
+    """Archive runs score identical messages once: that holds only if the other fields never reach a score."""
+    from datetime import UTC, datetime
+
+    from commsrisk.scoring import SCORED_FIELDS
+
+    assert set(Message.model_fields) - set(SCORED_FIELDS) == {
+        "message_id",
+        "sender",
+        "recipients",
+        "sent_at",
+        "conversation_id",
+    }
+    base = Message(text="Send the client list to my gmail and delete this chat", channel="whatsapp", external=True)
+    varied = base.model_copy(
+        update={
+            "message_id": "other-id",
+            "sender": "someone@else.example",
+            "recipients": ["a@b.example", "c@d.example"],
+            "sent_at": datetime(2020, 1, 1, tzinfo=UTC),
+            "conversation_id": "conv-9",
+        }
+    )
+    channel, external = base.model_copy(update={"channel": "email"}), base.model_copy(update={"external": False})
+    first, second, by_channel, by_external = scorer.score_batch([base, varied, channel, external])
+    assert first.model_dump(exclude={"message_id"}) == second.model_dump(exclude={"message_id"})
+    for other in (by_channel, by_external):
+        assert [d.score for d in other.risks.values()] != [d.score for d in first.risks.values()]

@@ -42,6 +42,13 @@ from commsrisk.thresholds.policy import ThresholdPolicy, decide, model_mismatch
 logger = logging.getLogger(__name__)
 
 MAX_SIGNALS = 5
+SCORED_FIELDS: tuple[str, ...] = ("text", "lang", "business_unit", "channel", "external")
+"""The Message fields a result depends on; the others (id, sender, time, ...) only travel with it.
+
+Two messages equal in these fields get the same scores, decisions and evidence, which lets an
+archive run score repeated messages once (`archives.runner`).
+"""
+
 WORK_UNIT_CHARS = 20_000
 WORK_UNIT_MESSAGES = 64
 """The NLP step takes a batch in pieces of about this much text, so a stop check comes often."""

@@ -229,6 +229,26 @@ class ReviewSettings(BaseModel):
     )
 
 
+class ArchiveSettings(BaseModel):
+    """How `commsrisk score-archive` works through an archive: chunks, checkpoints, output."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_size: int = Field(
+        2000, gt=0, le=100_000, description="Messages per chunk: each chunk is scored, written and checkpointed."
+    )
+    cache_chunks: int = Field(
+        8,
+        ge=0,
+        le=1000,
+        description="Identical messages (same text, language, unit, channel, external) within this many "
+        "chunks are scored once; 0 scores every message.",
+    )
+    partition_by: Literal["date", "business_unit", "none"] = Field(
+        "date", description="Folders of the Parquet results: by sent date (UTC), by business unit, or none."
+    )
+
+
 class Settings(BaseSettings):
     """All runtime settings of commsrisk, grouped by concern."""
 
@@ -242,6 +262,7 @@ class Settings(BaseSettings):
     gate: GateSettings = Field(default_factory=GateSettings)
     service: ServiceSettings = Field(default_factory=ServiceSettings)
     reviews: ReviewSettings = Field(default_factory=ReviewSettings)
+    archive: ArchiveSettings = Field(default_factory=ArchiveSettings)
     log_level: str = Field("INFO", description="Python logging level name.")
 
     @classmethod

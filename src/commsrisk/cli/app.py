@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from commsrisk.cli.archive import score_archive_command
 from commsrisk.cli.base_model import base_model_app
 from commsrisk.cli.bento import bento_app
 from commsrisk.cli.console import setup_logging
@@ -45,6 +46,7 @@ app.command("train-ner")(train_ner_command)
 app.command()(evaluate)
 app.command()(promote)
 app.command()(score)
+app.command("score-archive")(score_archive_command)
 app.command()(serve)
 
 

@@ -105,6 +105,103 @@ def _csv_record_lines(path: Path, count: int) -> list[int]:
     return records if len(records) == count else list(range(2, count + 2))
 
 
+def stream_rows(path: Path, *, batch_rows: int = 4096) -> tuple[Iterator[Row], list[str] | None]:
+    """The (line, row, error) triples of a CSV, JSONL or Parquet file, read as they are asked for.
+
+    For archives too big for memory: Parquet is read by record batches, CSV and JSON Lines line
+    by line. The column names come back at once for CSV and Parquet (None for JSON Lines, whose
+    rows may differ). Bad rows are rejected as `read_rows` rejects them. A Parquet row's line is
+    its row number; a CSV record's is the line it starts on.
+
+    Raises:
+        InvalidInputError: as `read_rows`, when the file or its header cannot be read.
+    """
+    suffix = _checked_suffix(path)
+    if suffix in (".jsonl", ".json"):
+        return _opened_jsonl(path), None
+    if suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            parquet = pq.ParquetFile(path)
+        except OSError as err:
+            raise InvalidInputError(f"{path.name}: cannot read the file ({err.__class__.__name__})") from err
+        except Exception as err:  # pyarrow's own types (ArrowInvalid, ...) for a broken file
+            raise InvalidInputError(f"{path.name}: not a readable Parquet file ({err.__class__.__name__})") from err
+        columns = list(parquet.schema_arrow.names)
+        _check_header(path, columns)
+        return _parquet_rows(parquet, batch_rows), columns
+    try:
+        with path.open(encoding="utf-8", errors=DECODE_ERRORS, newline="") as handle:
+            header = next(csv.reader(handle), [])
+    except OSError as err:
+        raise InvalidInputError(
+            f"{path.name}: cannot read the file ({err.strerror or err.__class__.__name__})"
+        ) from err
+    _check_header(path, header)
+    return _csv_rows(path), header
+
+
+def _opened_jsonl(path: Path) -> Iterator[Row]:
+    try:
+        yield from _read_jsonl(path)
+    except OSError as err:
+        raise InvalidInputError(
+            f"{path.name}: cannot read the file ({err.strerror or err.__class__.__name__})"
+        ) from err
+
+
+def _parquet_rows(parquet: Any, batch_rows: int) -> Iterator[Row]:
+    line = 0
+    for batch in parquet.iter_batches(batch_size=batch_rows):
+        for row in batch.to_pylist():
+            line += 1
+            yield _checked(
+                line, {k: decode_bytes(v) if isinstance(v, bytes) else v for k, v in row.items()}, from_bytes=True
+            )
+
+
+def _csv_rows(path: Path) -> Iterator[Row]:
+    """CSV records as rows keyed by the header, each with the line it starts on; a short or long record rejected."""
+    with path.open(encoding="utf-8", errors=DECODE_ERRORS, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        start = reader.line_num + 1
+        try:
+            for record in reader:
+                line, start = start, reader.line_num + 1
+                if not record:
+                    continue
+                if len(record) != len(header):
+                    yield line, None, f"{len(record)} fields where the header has {len(header)}"
+                    continue
+                yield _checked(line, dict(zip(header, record, strict=True)), from_bytes=True)
+        except csv.Error as err:
+            yield start, None, f"malformed CSV ({err}); the rest of the file was not read"
+
+
+def _check_header(path: Path, columns: list[str]) -> None:
+    problem = invalid_unicode({f"header column {i + 1}": c for i, c in enumerate(columns)}, from_bytes=True)
+    if problem:
+        raise InvalidInputError(f"{path.name}: {problem}")
+
+
+def _checked_suffix(path: Path) -> str:
+    """The file's suffix, once the file is known to exist and be of a type we read.
+
+    Raises:
+        InvalidInputError: a folder, a missing file or an unsupported type.
+    """
+    if path.is_dir():
+        raise InvalidInputError(f"{path}: is a folder; give one file ({', '.join(SUPPORTED_SUFFIXES)})")
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InvalidInputError(f"{path.name}: unsupported file type '{suffix}'; use one of {list(SUPPORTED_SUFFIXES)}")
+    if not path.is_file():
+        raise InvalidInputError(f"{path}: no such file")
+    return suffix
+
+
 def read_rows(path: Path) -> tuple[list[Row], list[str]]:
     """Read a CSV, JSONL or Parquet file into (line, row, error) triples and the column names.
 
@@ -115,13 +212,7 @@ def read_rows(path: Path) -> tuple[list[Row], list[str]]:
         InvalidInputError: the file is missing, of an unsupported type, or unreadable as a whole
             (including a CSV header that is not UTF-8).
     """
-    if path.is_dir():
-        raise InvalidInputError(f"{path}: is a folder; give one file ({', '.join(SUPPORTED_SUFFIXES)})")
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise InvalidInputError(f"{path.name}: unsupported file type '{suffix}'; use one of {list(SUPPORTED_SUFFIXES)}")
-    if not path.is_file():
-        raise InvalidInputError(f"{path}: no such file")
+    suffix = _checked_suffix(path)
     if suffix in (".jsonl", ".json"):
         try:
             rows = list(_read_jsonl(path))
@@ -133,9 +224,7 @@ def read_rows(path: Path) -> tuple[list[Row], list[str]]:
         return rows, columns
     frame = _read_frame(path, suffix)
     columns = [str(c) for c in frame.columns]
-    header_problem = invalid_unicode({f"header column {i + 1}": c for i, c in enumerate(columns)}, from_bytes=True)
-    if header_problem:
-        raise InvalidInputError(f"{path.name}: {header_problem}")
+    _check_header(path, columns)
     records = frame.to_dict(orient="records")
     lines = list(range(1, len(records) + 1)) if suffix == ".parquet" else _csv_record_lines(path, len(records))
     return [
