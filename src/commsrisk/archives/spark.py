@@ -41,9 +41,8 @@ _worker: dict[str, Any] = {}
 
 def spark_schema(include_text: bool = False) -> Any:
     """The results' Spark schema: the Parquet results' columns, and the reason for rejected rows."""
-    from pyspark.sql.pandas.types import from_arrow_schema
-
     import pyarrow as pa
+    from pyspark.sql.pandas.types import from_arrow_schema
 
     fields = [field.with_nullable(True) for field in SCHEMA]  # a rejected row has no key nor scores
     fields += [pa.field(REASON, pa.string()), *([pa.field("text", pa.string())] if include_text else [])]
