@@ -44,7 +44,7 @@ def test_an_invalid_policy_stops_the_server_naming_the_file(tmp_path: Path) -> N
     policy.write_text("defaults: {leakage: 1.7}\n", encoding="utf-8")
     result = run_serve(
         tmp_path,
-        {"COMMSRISK_THRESHOLDS__POLICY_FILE": str(policy), "COMMSRISK_THRESHOLDS__HISTORY_DB": str(tmp_path / "h.db")}
+        {"COMMSRISK_THRESHOLDS__POLICY_FILE": str(policy), "COMMSRISK_THRESHOLDS__HISTORY_DB": str(tmp_path / "h.db")},
     )
     assert result.returncode == STARTUP_FAILED, result.stderr[-2000:]
     assert str(policy) in result.stderr.split("the service did not start:")[1]
