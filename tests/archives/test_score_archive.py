@@ -83,15 +83,22 @@ def test_a_killed_run_rerun_scores_every_message_once_as_an_uninterrupted_run(
     out = tmp_path / "killed"
     process = subprocess.Popen([*COMMAND, str(archive), "--out", str(out), *chunk], cwd=REPO, env=_env(),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    stop_after = random.Random().randint(2, 22)  # chunks on record before the kill; 25 in all
+    rng = random.Random()
+    stop_after = rng.randint(2, 21)  # chunks on record before the kill; 25 in all
+    seen: list[float] = []  # when each new count of chunks on record was first seen
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and process.poll() is None:
         manifest = out / MANIFEST
         done = len(json.loads(manifest.read_bytes())["chunks"]) if manifest.is_file() else 0
+        if done > len(seen):
+            seen.extend([time.monotonic()] * (done - len(seen)))
         if done >= stop_after:
-            time.sleep(random.uniform(0, 1.5))  # anywhere inside the next chunk, writing files included
+            # Anywhere inside the next chunk, writing files included: the delay is bounded by the pace
+            # of the run itself (chunks of repeated texts are cache hits and take a fraction of a second).
+            pace = seen[-1] - seen[-2] if len(seen) >= 2 and seen[-1] > seen[-2] else 0.05
+            time.sleep(rng.uniform(0, 0.5 * pace))
             break
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert process.poll() is None, "the run ended before it could be killed"
     process.send_signal(signal.SIGKILL)
     process.wait()
