@@ -110,13 +110,16 @@ def bare_presidio():  # type: ignore[no-untyped-def]
 
 
 def build_scorer():  # type: ignore[no-untyped-def]
+    from commsrisk.nlp.text_analyzer import build_text_analyzer
     from commsrisk.scoring import build_scorer as build
     from commsrisk.settings import Settings
 
     settings = Settings.load(
         model={"base_model": str(REPO / "models/base/multilingual-e5-small"), "default_dir": REPO / "models/default"}
     )
-    return build(settings, classifier_location=str(REPO / "models/default"))
+    analyzer = build_text_analyzer(settings.nlp)
+    analyzer.load_all()  # as the service does: no timed run pays for loading a language's pipeline
+    return build(settings, classifier_location=str(REPO / "models/default"), analyzer=analyzer)
 
 
 def rate_row(system: str, messages: int, seconds: float, base_rate: float) -> dict[str, object]:

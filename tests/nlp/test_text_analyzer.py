@@ -222,3 +222,21 @@ def test_our_recognizers_do_not_shadow_presidios_own(text_analyzer) -> None:  # 
     ours = {type(r).__name__ for r in build_recognizers(load_recognizers_config(), ["en", "es", "de", "ja"])}
     assert "ContextGatedNhsRecognizer" in ours  # Presidio's country recognizers run as gated subclasses
     assert not names & (ours - {"UsSsnRecognizer"})
+
+
+def test_a_language_loads_with_its_first_text_and_a_missing_package_fails_at_start(settings) -> None:  # type: ignore[no-untyped-def]
+    """A one-language job loads one pipeline, and finds what an analyzer loaded up front finds."""
+    from commsrisk.errors import ModelNotAvailableError
+    from commsrisk.nlp.text_analyzer import build_text_analyzer
+
+    text = "call me on 07700 900123 tonight"  # "call": a spaCy stop word, and a context word of ours
+    lazy, eager = build_text_analyzer(settings.nlp), build_text_analyzer(settings.nlp)
+    eager.load_all()
+    assert lazy.pipelines.loaded == () and set(eager.pipelines.loaded) == set(settings.nlp.languages)
+    analysis = lazy.analyze(text, "en")
+    assert lazy.pipelines.loaded == ("en",) and not lazy.pipelines["en"].vocab["call"].is_stop
+    assert {p.entity_type for p in analysis.pii} == {"PHONE_NUMBER"} and analysis == eager.analyze(text, "en")
+
+    missing = settings.nlp.model_copy(update={"spacy_models": {**settings.nlp.spacy_models, "fr": "no_such_pkg"}})
+    with pytest.raises(ModelNotAvailableError, match="'no_such_pkg' for 'fr' is not installed"):
+        build_text_analyzer(missing)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from pathlib import Path
+from collections.abc import Mapping, Sequence
 
 from presidio_analyzer import AnalyzerEngine, RecognizerRegistry, RecognizerResult
 from presidio_analyzer.nlp_engine import NerModelConfiguration, SpacyNlpEngine
 from spacy.language import Language
 
 from commsrisk.nlp.context_enhancer import CONTEXT_DISTANCE, NearestContextEnhancer
-from commsrisk.nlp.recognizers.registry import RecognizersConfig, build_recognizers, load_recognizers_config
+from commsrisk.nlp.recognizers.registry import RecognizersConfig, build_recognizers
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +81,7 @@ tagged DATE, an e-mail tagged ORG)."""
 class PipelinesNlpEngine(SpacyNlpEngine):
     """Presidio's spaCy engine on pipelines we built (blank ones included), never downloading."""
 
-    def __init__(self, pipelines: dict[str, Language]) -> None:
+    def __init__(self, pipelines: Mapping[str, Language]) -> None:
         super().__init__(
             models=[{"lang_code": lang, "model_name": f"commsrisk-{lang}"} for lang in pipelines],
             ner_model_configuration=NerModelConfiguration(
@@ -91,22 +90,20 @@ class PipelinesNlpEngine(SpacyNlpEngine):
             ),
         )
         self._pipelines = pipelines
-        self.nlp = dict(pipelines)
+        self.nlp = pipelines  # a LanguagePipelines: each language loads on its first text
 
     def load(self) -> None:
-        """Already loaded by the factory."""
-        self.nlp = dict(self._pipelines)
+        """Nothing to load here: the pipelines load themselves when first used."""
+        self.nlp = self._pipelines
 
 
 def build_analyzer(
-    engine: PipelinesNlpEngine, languages: Sequence[str], min_score: float, recognizers: Path | None = None
+    engine: PipelinesNlpEngine, languages: Sequence[str], min_score: float, config: RecognizersConfig
 ) -> AnalyzerEngine:
-    """The Presidio analyzer with our recognizers from `recognizers` (default: the shipped recognizers.yaml)."""
-    config = load_recognizers_config(recognizers)
+    """The Presidio analyzer with our recognizers (`load_recognizers_config`: the shipped recognizers.yaml)."""
     registry = RecognizerRegistry(supported_languages=list(languages))
     for recognizer in build_recognizers(config, languages):
         registry.add_recognizer(recognizer)
-    keep_context_words(engine, config)
     return AnalyzerEngine(
         registry=registry,
         nlp_engine=engine,
@@ -121,21 +118,17 @@ def build_analyzer(
     )
 
 
-def keep_context_words(engine: PipelinesNlpEngine, config: RecognizersConfig) -> None:
-    """Make sure no context word is a stop word of its pipeline.
+def keep_context_words(language: str, nlp: Language, config: RecognizersConfig) -> None:
+    """Make sure no context word is a stop word of the pipeline of `language` (run as it loads).
 
     Presidio drops stop words from a message's keywords before matching context, and spaCy's
     stop lists hold context words of ours (Spanish "cuenta", English "call", German "tel", Chinese
     "联系"): without this, those words never raise a score.
     """
     for entry in config.recognizers:
-        for language, words in entry.languages.items():
-            nlp = engine.nlp.get(language)
-            if nlp is None:
-                continue
-            for word in words:
-                for part in word.lower().split():
-                    nlp.vocab[part].is_stop = False
+        for word in entry.languages.get(language, ()):
+            for part in word.lower().split():
+                nlp.vocab[part].is_stop = False
 
 
 def resolve_overlaps(results: Sequence[RecognizerResult]) -> list[RecognizerResult]:

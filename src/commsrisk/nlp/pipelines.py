@@ -6,13 +6,21 @@ third of its cost: they get a blank pipeline with the right words (Chinese segme
 Spanish/German by spaCy's rules) and the NER we train here on our writers' templates
 (`commsrisk train-ner`). Every NER's labels are mapped to one label set; every pipeline sets a
 lemma (Presidio's context words match on lemmas) and counts its parses.
+
+A language's pipeline loads when its first text arrives (`LanguagePipelines`): loading all six
+takes seconds (French alone ~5 s, spaCy compiling its tokenizer exceptions), which a one-message
+`commsrisk score` or an English-only file should not pay. Whether each one *can* load is checked
+up front, so a missing package still fails at start; the service loads all of them before it
+reports ready.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import re
-from collections.abc import Iterable
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 import spacy
@@ -256,18 +264,46 @@ def resolve_model_dir(path: Path) -> Path:
     return CHECKOUT / path
 
 
-def _load_ner(model_dir: Path, language: str) -> Language:
+def _ner_dir(model_dir: Path, language: str) -> Path:
     model_dir = resolve_model_dir(model_dir)
     if not (model_dir / "config.cfg").is_file():
         raise ModelNotAvailableError(
             f"NER model for '{language}' not found at {model_dir}; train it with `commsrisk train-ner "
             f"--language {language}` or remove nlp.ner_models.{language}"
         )
+    return model_dir
+
+
+def _not_installed(package: str, language: str) -> ModelNotAvailableError:
+    return ModelNotAvailableError(
+        f"spaCy model '{package}' for '{language}' is not installed; run scripts/setup.sh or set "
+        f"nlp.spacy_models.{language} to an installed package"
+    )
+
+
+def _load_ner(model_dir: Path, language: str) -> Language:
+    model_dir = _ner_dir(model_dir, language)
     if language in NER_ON_CHARACTERS:
         nlp = blank_pipeline(language)
         nlp.add_pipe("commsrisk_character_ner", config={"model_dir": str(model_dir)})
         return nlp
     return spacy.load(model_dir)
+
+
+def check_pipeline(language: str, settings: NlpSettings) -> None:
+    """Fail now, without loading anything, if the pipeline for `language` could not load later.
+
+    Raises:
+        ModelNotAvailableError: a named package is not installed, or a named NER folder is missing.
+    """
+    package = settings.spacy_models.get(language)
+    if package:
+        if not Path(package).exists() and importlib.util.find_spec(package) is None:
+            raise _not_installed(package, language)
+        return
+    ner_dir = settings.ner_models.get(language)
+    if ner_dir is not None:
+        _ner_dir(ner_dir, language)
 
 
 def build_pipeline(language: str, settings: NlpSettings) -> Language:
@@ -281,10 +317,7 @@ def build_pipeline(language: str, settings: NlpSettings) -> Language:
         try:
             nlp = spacy.load(package, exclude=UNUSED_COMPONENTS)
         except OSError as err:
-            raise ModelNotAvailableError(
-                f"spaCy model '{package}' for '{language}' is not installed; run scripts/setup.sh or set "
-                f"nlp.spacy_models.{language} to an installed package"
-            ) from err
+            raise _not_installed(package, language) from err
         return _finish(nlp)
     ner_dir = settings.ner_models.get(language)
     if ner_dir is not None:
@@ -295,6 +328,63 @@ def build_pipeline(language: str, settings: NlpSettings) -> Language:
     return _finish(nlp)
 
 
-def build_pipelines(settings: NlpSettings, languages: Iterable[str] | None = None) -> dict[str, Language]:
-    """A pipeline per configured language (loaded once per process)."""
-    return {lang: build_pipeline(lang, settings) for lang in (languages or settings.languages)}
+class LanguagePipelines(Mapping[str, Language]):
+    """The pipeline per configured language, each loaded once, when first asked for (thread-safe).
+
+    `on_load(language, nlp)` runs once on each pipeline as it loads, before anyone uses it.
+    """
+
+    def __init__(
+        self,
+        settings: NlpSettings,
+        languages: Iterable[str] | None = None,
+        on_load: Callable[[str, Language], None] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._languages = tuple(languages or settings.languages)
+        self._on_load = on_load
+        self._loaded: dict[str, Language] = {}
+        self._lock = threading.Lock()
+        for language in self._languages:
+            check_pipeline(language, settings)
+
+    def __getitem__(self, language: str) -> Language:
+        nlp = self._loaded.get(language)
+        if nlp is not None:
+            return nlp
+        if language not in self._languages:
+            raise KeyError(language)
+        with self._lock:
+            nlp = self._loaded.get(language)
+            if nlp is None:
+                nlp = build_pipeline(language, self._settings)
+                if self._on_load is not None:
+                    self._on_load(language, nlp)
+                self._loaded[language] = nlp
+                logger.info("loaded the spaCy pipeline for %s", language)
+        return nlp
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._languages)
+
+    def __len__(self) -> int:
+        return len(self._languages)
+
+    @property
+    def loaded(self) -> tuple[str, ...]:
+        """The languages whose pipeline is loaded so far."""
+        return tuple(self._loaded)
+
+    def load_all(self) -> None:
+        """Load every pipeline now (the service does, so that no request waits for one)."""
+        for language in self._languages:
+            self[language]
+
+
+def build_pipelines(
+    settings: NlpSettings,
+    languages: Iterable[str] | None = None,
+    on_load: Callable[[str, Language], None] | None = None,
+) -> LanguagePipelines:
+    """A pipeline per configured language, checked now and loaded on first use (once per process)."""
+    return LanguagePipelines(settings, languages, on_load)

@@ -14,13 +14,22 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from presidio_analyzer import AnalyzerEngine
 
 from commsrisk.nlp.language import LanguageDetector
 from commsrisk.nlp.normalize import normalize_for_detection
-from commsrisk.nlp.pii_engine import PRIORITY, STRONG, PipelinesNlpEngine, build_analyzer, resolve_overlaps
-from commsrisk.nlp.pipelines import PARSES, build_pipelines
+from commsrisk.nlp.pii_engine import (
+    PRIORITY,
+    STRONG,
+    PipelinesNlpEngine,
+    build_analyzer,
+    keep_context_words,
+    resolve_overlaps,
+)
+from commsrisk.nlp.pipelines import PARSES, LanguagePipelines, build_pipelines
+from commsrisk.nlp.recognizers.registry import load_recognizers_config
 from commsrisk.schema import EntityFinding, PiiFinding
 from commsrisk.settings import NlpSettings
 
@@ -52,11 +61,17 @@ class TextAnalyzer:
         engine: PipelinesNlpEngine,
         analyzer: AnalyzerEngine,
         settings: NlpSettings,
+        pipelines: LanguagePipelines,
     ) -> None:
         self.detector = detector
         self.engine = engine
         self.analyzer = analyzer
         self.settings = settings
+        self.pipelines = pipelines
+
+    def load_all(self) -> None:
+        """Load every language's pipeline now, not on its first text (a server does, before it is ready)."""
+        self.pipelines.load_all()
 
     @property
     def parse_count(self) -> int:
@@ -109,10 +124,14 @@ class TextAnalyzer:
 
 
 def build_text_analyzer(settings: NlpSettings) -> TextAnalyzer:
-    """Load every pipeline and recognizer named in settings (the only place the nlp step loads models)."""
+    """Check every pipeline and load every recognizer named in settings (the only place the nlp step loads models).
+
+    Each language's spaCy pipeline loads with its first text; `TextAnalyzer.load_all` loads them now.
+    """
     # Presidio's DEBUG records carry matched values and context words: never let them through.
     logging.getLogger("presidio-analyzer").setLevel(logging.WARNING)
-    pipelines = build_pipelines(settings)
+    config = load_recognizers_config(settings.recognizers)
+    pipelines = build_pipelines(settings, on_load=partial(keep_context_words, config=config))
     engine = PipelinesNlpEngine(pipelines)
-    analyzer = build_analyzer(engine, list(pipelines), settings.pii_min_score, settings.recognizers)
-    return TextAnalyzer(LanguageDetector(list(pipelines)), engine, analyzer, settings)
+    analyzer = build_analyzer(engine, list(pipelines), settings.pii_min_score, config)
+    return TextAnalyzer(LanguageDetector(list(pipelines)), engine, analyzer, settings, pipelines)
