@@ -15,7 +15,7 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_executes(path: Path, base_model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("COMMSRISK_NOTEBOOK_SAMPLE", "1200")  # the tuning walk-through on a sample: CI time
+    monkeypatch.setenv("COMMSRISK_NOTEBOOK_SAMPLE", "600")  # the tuning walk-through on a sample: CI time
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(
         notebook, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}

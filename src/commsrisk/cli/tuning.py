@@ -59,6 +59,12 @@ def thresholds_tune(
             help="Use only messages the model did not train on (default: on when the file is its training data)."
         ),
     ] = None,
+    sample: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Tune on a fixed random sample of this many of those messages (a quick look: wider intervals)."
+        ),
+    ] = None,
     log_mlflow: Annotated[bool, typer.Option("--mlflow", help="Log the report as an MLflow run.")] = False,
     map_pairs: MapPairs = None,
     map_file: MapFile = None,
@@ -91,7 +97,9 @@ def thresholds_tune(
             scorer = build_scorer(settings)
         scorer.explain = "signals"
         metadata = getattr(scorer.classifier, "metadata", {}) or {}
-        frame, note = rows_to_judge(labeled, metadata, splits=("calibration", "test"), held_out_only=held_out_only)
+        frame, note = rows_to_judge(
+            labeled, metadata, splits=("calibration", "test"), held_out_only=held_out_only, sample=sample
+        )
         scored = score_table(scorer, frame)
         base = policy_in_force(settings.thresholds)
         policy, rows = tune_policy(

@@ -65,22 +65,29 @@ def rows_to_judge(
     *,
     splits: tuple[str, ...],
     held_out_only: bool | None = None,
+    sample: int | None = None,
 ) -> tuple[pd.DataFrame, str]:
     """The rows a model may be judged or tuned on, and a note saying which.
 
     When the file is the model's own training data (same digest), only the named splits of its
     seeded split are kept by default: scores on rows it trained on would flatter it.
-    `held_out_only` forces the choice either way.
+    `held_out_only` forces the choice either way. `sample` keeps a fixed random sample of that
+    many of those rows (a quick look: fewer to score, wider intervals), said in the note.
     """
     frame = labeled.frame
     same_data = metadata.get("data_digest") == labeled.digest
     if held_out_only if held_out_only is not None else same_data:
         split = split_labeled(frame, seed=int(metadata.get("seed", 13))).to_numpy()
         kept = frame[np.isin(split, splits)].reset_index(drop=True)
-        return kept, f"{len(kept)} messages the model did not train on ({'/'.join(splits)} split)"
-    if same_data:
-        return frame, f"all {len(frame)} messages, INCLUDING the model's training data: scores are optimistic"
-    return frame, f"all {len(frame)} messages"
+        note = f"{len(kept)} messages the model did not train on ({'/'.join(splits)} split)"
+    elif same_data:
+        kept, note = frame, f"all {len(frame)} messages, INCLUDING the model's training data: scores are optimistic"
+    else:
+        kept, note = frame, f"all {len(frame)} messages"
+    if sample is not None and sample < len(kept):
+        kept = kept.sample(n=sample, random_state=0).reset_index(drop=True)
+        note = f"a sample of {sample} of {note}"
+    return kept, note
 
 
 def score_table(scorer: Any, frame: pd.DataFrame, *, batch_size: int = 128) -> pd.DataFrame:
