@@ -361,6 +361,9 @@ def build_scorer(
         max_windows=settings.model.max_windows,
         tracking_uri=settings.tracking.resolved_uri(),
         registry_timeout_s=settings.tracking.registry_timeout_s,
+        runtime=settings.model.runtime,
+        onnx_cache_dir=settings.model.onnx_cache_dir,
+        threads=settings.model.torch_threads,
     )
     if classifier.local_dir is None:
         raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")

@@ -12,7 +12,7 @@ import logging
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,6 +66,9 @@ class RiskClassifier:
     window_tokens: int = DEFAULT_WINDOW_TOKENS
     """A message over `max_length` is scored as windows of this many tokens (0: cut by `encode`)."""
     max_windows: int = 8
+    runtime: Callable[[torch.Tensor, torch.Tensor], np.ndarray] | None = None
+    """The forward pass on another runtime (ONNX Runtime: onnx_runtime.py); None: the PyTorch model.
+    Explanations always use the PyTorch model (they need gradients)."""
     _forward_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """One forward pass at a time: torch already spreads one over every core, so passes from
     concurrent requests would only oversubscribe the cores and hold their activations at once."""
@@ -114,7 +117,10 @@ class RiskClassifier:
                 idx = order[start : start + self.batch_size]
                 batch = self.tokenizer.pad({"input_ids": [items[i] for i in idx]}, return_tensors="pt")
                 with self._forward_lock:
-                    logits = self.model(**batch).logits.float().numpy()
+                    if self.runtime is not None:
+                        logits = self.runtime(batch["input_ids"], batch["attention_mask"])
+                    else:
+                        logits = self.model(**batch).logits.float().numpy()
                 np.maximum.at(out, owner_of[idx], logits)
         return out
 
@@ -197,6 +203,9 @@ def load_classifier(
     max_windows: int = 8,
     tracking_uri: str | None = None,
     registry_timeout_s: float | None = None,
+    runtime: str = "torch",
+    onnx_cache_dir: Path | None = None,
+    threads: int | None = None,
 ) -> RiskClassifier:
     """Load the classifier at `location` (delta folder, full model folder, HF id or models:/ URI).
 
@@ -210,6 +219,9 @@ def load_classifier(
         max_windows: windows scored per long message at most.
         tracking_uri: the MLflow registry of a models:/ location (default: MLflow's own).
         registry_timeout_s: seconds each registry request may take (default: MLflow's).
+        runtime: "torch", "onnx" (ONNX Runtime, exported once into `onnx_cache_dir`) or "onnx-int8".
+        onnx_cache_dir: where ONNX exports are kept, one folder per model.
+        threads: intra-op threads of the ONNX session (None: its default).
 
     Raises:
         ModelNotAvailableError: nothing loadable is at `location`.
@@ -244,7 +256,15 @@ def load_classifier(
                 f"classifier '{location}' has {model.config.num_labels} outputs; commsrisk needs {len(RISKS)} {RISKS}"
             )
     model.eval()
-    logger.info("classifier loaded: version=%s", version)
+    forward = None
+    if runtime in ("onnx", "onnx-int8"):
+        from commsrisk.classifier.onnx_runtime import onnx_runtime
+
+        folder = local_dir if local_dir.is_dir() else None
+        identity = base_model_identity(base_model or str(metadata.get("base_model", ""))) if folder else location
+        cache = onnx_cache_dir or Path(".commsrisk/onnx")
+        forward = onnx_runtime(model, tokenizer, folder, identity, cache, threads, int8=runtime == "onnx-int8")
+    logger.info("classifier loaded: version=%s runtime=%s", version, runtime)
     return RiskClassifier(
         model=model,
         tokenizer=tokenizer,
@@ -256,6 +276,7 @@ def load_classifier(
         tail_tokens=int(metadata.get("tail_tokens", tail_tokens)),
         window_tokens=window_tokens,
         max_windows=max_windows,
+        runtime=forward,
     )
 
 
