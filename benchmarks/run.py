@@ -156,10 +156,17 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     return rows
 
 
-def service(frame: pd.DataFrame, passes: list[tuple[int, str | None]], base_rate: float) -> list[dict[str, object]]:
+def service(
+    frame: pd.DataFrame,
+    passes: list[tuple[int, str | None]],
+    base_rate: float,
+    settings_env: dict[str, str] | None = None,
+    label: str = "",
+) -> list[dict[str, object]]:
     """(4): the real service over loopback; per pass, `clients` concurrent clients, one message per
     request, asking for that explanation (None: the service's default); then (5) /score_batch with
-    64 messages per request, one client."""
+    64 messages per request, one client. `settings_env` (COMMSRISK_... variables) configures the
+    server; `label` is appended to each row's name."""
     import httpx
 
     with socket.socket() as sock:
@@ -169,6 +176,7 @@ def service(frame: pd.DataFrame, passes: list[tuple[int, str | None]], base_rate
         **os.environ,
         "COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models/default"),
         "BENTOML_HOME": tempfile.mkdtemp(prefix="commsrisk-bench-bentoml-"),
+        **(settings_env or {}),
     }
     proc = subprocess.Popen(
         [
@@ -197,7 +205,8 @@ def service(frame: pd.DataFrame, passes: list[tuple[int, str | None]], base_rate
         texts = frame["text"].tolist()
         rows = []
         with httpx.Client(timeout=120) as client:
-            client.post(f"{url}/score", json={"message": {"text": "warm up"}})
+            for text in texts[:16]:  # warm up: pipelines, and the batch dispatcher's cost estimate
+                client.post(f"{url}/score", json={"message": {"text": text}})
             for clients, explain in passes:
                 latencies: list[float] = []
                 extra = {"explain": explain} if explain else {}
@@ -210,13 +219,14 @@ def service(frame: pd.DataFrame, passes: list[tuple[int, str | None]], base_rate
 
                 t, _ = timed(lambda clients=clients, one=one: list(ThreadPoolExecutor(clients).map(one, texts)))
                 q = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
-                system = f"(4) HTTP /score, {clients} concurrent clients, {explain or 'default'} explanation"
+                system = f"(4) HTTP /score, {clients} concurrent clients, {explain or 'default'} explanation{label}"
                 row = rate_row(system, len(texts), t, base_rate)
                 rows.append({**row, "p50 ms": q[0], "p95 ms": q[1], "p99 ms": q[2]})
             chunks = [texts[i : i + 64] for i in range(0, len(texts), 64)]
             body = lambda chunk: {"messages": [{"text": t} for t in chunk]}  # noqa: E731
             t, _ = timed(lambda: [client.post(f"{url}/score_batch", json=body(c)).raise_for_status() for c in chunks])
-            rows.append(rate_row("(5) HTTP /score_batch, 64 messages per request, 1 client", len(texts), t, base_rate))
+            system = f"(5) HTTP /score_batch, 64 messages per request, 1 client{label}"
+            rows.append(rate_row(system, len(texts), t, base_rate))
     finally:
         proc.terminate()
         proc.wait(timeout=30)

@@ -199,6 +199,13 @@ class ServiceSettings(BaseModel):
         description="Requests scoring at once per worker; more wait their turn (queue_wait_s), and /readyz reports "
         "overload (503) meanwhile.",
     )
+    batch_max_size: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="Concurrent single-message /score requests scored together in one pass at most (BentoML's "
+        "adaptive batching: a batch is released when waiting longer no longer pays); 1 scores each on its own.",
+    )
     malloc_arena_max: int | None = Field(
         2,
         gt=0,

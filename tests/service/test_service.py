@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -146,6 +147,44 @@ def test_thresholds_model_and_metrics(server: str) -> None:
     assert model.status_code == 200 and model.json()["risks"] == ["leakage", "misconduct", "off_channel"]
     metrics = httpx.get(f"{server}/metrics", timeout=30).text
     assert "commsrisk_messages_total" in metrics
+
+
+def _pass_histogram(base: str) -> tuple[float, float]:
+    """(passes, messages) of batched /score so far, from /metrics."""
+    lines = httpx.get(f"{base}/metrics", timeout=30).text.splitlines()
+    value = {line.split()[0]: float(line.split()[1]) for line in lines if line.startswith("commsrisk_score_pass_")}
+    return value.get("commsrisk_score_pass_messages_count", 0.0), value.get("commsrisk_score_pass_messages_sum", 0.0)
+
+
+def test_concurrent_scores_share_passes_and_answer_as_score_batch_does(server: str) -> None:
+    """Eight clients at once: fewer Scorer passes than requests, each answer the one /score_batch gives."""
+    texts = [
+        "Let's move this to my personal WhatsApp, the desk line is recorded.",
+        "Send the client file to my gmail tonight.",
+        "收到,明天上午十点开会。",
+        "Delete this chat after reading, compliance reads everything.",
+        "¿Me pasas la lista de clientes a mi correo personal?",
+        "Thanks, see you at lunch.",
+        "Kill the order in ACME before the close, keep it quiet.",
+        "Der Kunde will morgen anrufen, bitte Rückruf über WhatsApp.",
+    ]
+    unit = "equities-trading"
+    messages = [{"text": text, "message_id": f"c{i}", "business_unit": unit} for i, text in enumerate(texts)]
+    for message in messages:  # the dispatcher learns a pass's cost from its first requests
+        assert _post(server, "/score", {"message": message}).status_code == 200
+    passes_before, messages_before = _pass_histogram(server)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda m: _post(server, "/score", {"message": m}), messages * 3))
+    passes, scored = (a - b for a, b in zip(_pass_histogram(server), (passes_before, messages_before), strict=True))
+    assert [a.status_code for a in answers] == [200] * len(answers), [a.text for a in answers if a.status_code != 200]
+    assert scored == len(answers) and passes < len(answers), f"{passes:.0f} passes for {len(answers)} requests"
+    batch = _post(server, "/score_batch", {"messages": messages}).json()
+    expected = {item["result"]["message_id"]: item["result"]["risks"] for item in batch}
+    for answer in answers:
+        got = answer.json()
+        for risk, decision in expected[got["message_id"]].items():
+            assert got["risks"][risk]["score"] == pytest.approx(decision["score"], abs=1e-4)
+            assert got["risks"][risk]["flagged"] == decision["flagged"]
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -36,6 +36,7 @@ from commsrisk.schema import (
     describe_validation_error,
 )
 from commsrisk.service.access import ApiKey
+from commsrisk.service.batching import ScoreBatcher, ScoreJob
 from commsrisk.service.bento_models import (
     CLASSIFIER_MODEL,
     ENCODER_MODEL,
@@ -94,6 +95,11 @@ feedback_counter = bentoml.metrics.Counter(
     name="commsrisk_feedback_total",
     documentation="Reviewer decisions received: stored, or already stored (duplicate).",
     labelnames=["outcome"],
+)
+pass_histogram = bentoml.metrics.Histogram(
+    name="commsrisk_score_pass_messages",
+    documentation="Messages per Scorer pass of batched /score requests (service.batch_max_size).",
+    buckets=(1, 2, 4, 8, 16, 32, 64),
 )
 review_counter = bentoml.metrics.Counter(
     name="commsrisk_review_decisions_total",
@@ -229,6 +235,14 @@ class CommsriskService:
             refuse_to_start(error)
         self.model_metadata = dict(getattr(self.scorer.classifier, "metadata", {}))
         self.in_flight = InFlight(self.settings.service.max_in_flight)
+        service = self.settings.service
+        self.batcher = (
+            ScoreBatcher(
+                self._score_alike, service.batch_max_size, service.request_deadline_s, on_pass=pass_histogram.observe
+            )
+            if service.batch_max_size > 1
+            else None
+        )
         self._overloaded = False
         logger.info(
             "service ready",
@@ -256,6 +270,12 @@ class CommsriskService:
         logger.info("models from the Bento's store: encoder=%s classifier=%s", encoder.tag, classifier.tag)
         return settings_for_bento(settings, Path(encoder.path), Path(classifier.path))
 
+    def _score_alike(
+        self, messages: list[Message], show_values: bool, explain: Explain, stop: Callable[[], None]
+    ) -> list[ScoreResult]:
+        """One Scorer pass over messages that ask for the same things (the batcher's and /score_batch's)."""
+        return self.scorer.score_batch(messages, show_values=show_values, explain=explain, stop=stop)
+
     def _score(
         self,
         messages: list[Message],
@@ -266,19 +286,45 @@ class CommsriskService:
     ) -> list[ScoreResult]:
         started = time.perf_counter()
         try:
-            results = self.scorer.score_batch(
-                messages,
-                show_values=show_values,
-                explain=explain or self.settings.service.explain,
-                stop=budget.check,
-            )
+            results = self._score_alike(messages, show_values, explain or self.settings.service.explain, budget.check)
         except CommsriskError:
-            logger.warning(
-                "request not scored",
-                extra={"request_id": budget.request_id, "messages": len(messages), "elapsed_s": budget.elapsed_s()},
-                exc_info=False,
-            )
+            self._log_not_scored(budget, len(messages))
             raise
+        self._count_and_log(results, budget, caller, started)
+        return results
+
+    async def _score_one(
+        self, message: Message, show_values: bool, explain: Explain | None, budget: RequestBudget, caller: ApiKey | None
+    ) -> ScoreResult:
+        """One message: in the batcher's next pass with concurrent requests, or on its own when batching is off."""
+        if self.batcher is None:
+            return (await anyio.to_thread.run_sync(self._score, [message], show_values, explain, budget, caller))[0]
+        started = time.perf_counter()
+        job = ScoreJob(message, show_values, explain or self.settings.service.explain, budget)
+        try:
+            result, pass_messages = await self.batcher.score(job)
+        except CommsriskError:
+            self._log_not_scored(budget, 1)
+            raise
+        self._count_and_log([result], budget, caller, started, pass_messages)
+        return result
+
+    def _log_not_scored(self, budget: RequestBudget, messages: int) -> None:
+        logger.warning(
+            "request not scored",
+            extra={"request_id": budget.request_id, "messages": messages, "elapsed_s": budget.elapsed_s()},
+            exc_info=False,
+        )
+
+    def _count_and_log(
+        self,
+        results: list[ScoreResult],
+        budget: RequestBudget,
+        caller: ApiKey | None,
+        started: float,
+        pass_messages: int | None = None,
+    ) -> None:
+        """Flag and message counters, and one log line per request: ids and counts, never text."""
         for result in results:
             for risk, decision in result.risks.items():
                 if decision.flagged:
@@ -290,6 +336,7 @@ class CommsriskService:
                 "request_id": budget.request_id,
                 "caller": caller.name if caller else None,
                 "messages": len(results),
+                "pass_messages": pass_messages or len(results),
                 "ids": [r.message_id for r in results[:20] if r.message_id],
                 "latency_ms": round((time.perf_counter() - started) * 1000, 1),
                 "flags": {risk: sum(r.risks[risk].flagged for r in results) for risk in RISKS},
@@ -297,15 +344,14 @@ class CommsriskService:
                 "thresholds_version": results[0].thresholds_version if results else None,
             },
         )
-        return results
 
-    async def _in_worker_thread(self, ctx: bentoml.Context, work: Callable[[RequestBudget], T]) -> T:
-        """Run `work` in a thread under the request's budget; a client that leaves cancels it."""
+    async def _admitted(self, ctx: bentoml.Context, work: Callable[[RequestBudget], Awaitable[T]]) -> T:
+        """Run `work` once admitted, under the request's budget; a client that leaves cancels it."""
         budget = RequestBudget(self.settings.service.request_deadline_s, _request_id(ctx))
         watcher = asyncio.create_task(_cancel_on_disconnect(ctx.request, budget))
         try:
             async with self.in_flight.admitted(budget, self.settings.service.queue_wait_s):
-                return await anyio.to_thread.run_sync(work, budget)
+                return await work(budget)
         finally:
             watcher.cancel()
 
@@ -338,12 +384,12 @@ class CommsriskService:
         try:
             self._check_length(message)
             self._check_access(message, show_pii_values, caller, self.policy.current())
-            results = await self._in_worker_thread(
-                ctx, lambda budget: self._score([message], show_pii_values, explain, budget, caller)
+            result = await self._admitted(
+                ctx, lambda budget: self._score_one(message, show_pii_values, explain, budget, caller)
             )
         except CommsriskError as error:
             return error_response(error, ctx)  # type: ignore[return-value]
-        return JSONResponse(results[0].model_dump(mode="json", exclude_none=True))  # type: ignore[return-value]
+        return JSONResponse(result.model_dump(mode="json", exclude_none=True))  # type: ignore[return-value]
 
     @bentoml.api(route="/score_batch")
     async def score_batch(
@@ -399,8 +445,11 @@ class CommsriskService:
         if len(items):
             message_counter.labels(outcome="rejected").inc(len(items))
         results = (
-            await self._in_worker_thread(
-                ctx, lambda budget: self._score([m for _, m in valid], show_pii_values, explain, budget, caller)
+            await self._admitted(
+                ctx,
+                lambda budget: anyio.to_thread.run_sync(
+                    self._score, [m for _, m in valid], show_pii_values, explain, budget, caller
+                ),
             )
             if valid
             else []
