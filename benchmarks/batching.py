@@ -1,13 +1,14 @@
 """Adaptive batching of /score, measured: the service with it off and on, beside in-process scoring.
 
-    .venv/bin/python benchmarks/batching.py            # 600 messages per pass (about 10 minutes)
+    .venv/bin/python benchmarks/batching.py            # 600 messages per pass (about 20 minutes)
     .venv/bin/python benchmarks/batching.py --n 200    # a quicker look
 
 One run, same messages: bare Presidio analyze() (the yardstick of benchmarks/run.py),
 Scorer.score_batch in-process (signals only), then the real service over loopback twice:
-service.batch_max_size=1 (each /score scored on its own, as before batching) and the default
-(concurrent /score calls share one Scorer pass, BentoML's adaptive batching). Each serves 1, 8
-and 32 concurrent clients, one message per request, 8 clients asking for phrases, and
+service.batch_max_size=1 (each /score scored on its own, as before batching), the default
+(concurrent /score calls share one Scorer pass, BentoML's adaptive batching), the default on the
+onnx-int8 runtime, and two BentoML workers of one torch thread each. Each serves 1, 8 and 32
+concurrent clients, one message per request (8 clients asking for phrases on the first two), and
 /score_batch with 64 messages per request. Clients run on the same cores as the server.
 Writes benchmarks/results/batching.json.
 """
@@ -43,12 +44,26 @@ def main() -> None:
     t, _ = timed(partial(scorer.score_batch, messages, explain="signals"))
     rows.append(rate_row("(3) commsrisk Scorer.score_batch (signals only)", len(texts), t, base))
     in_process = float(rows[-1]["msg/s"])
-    del scorer  # the servers get the cores and the memory
-    passes = [(1, None), (8, None), (32, None), (8, "phrases")]
+    for size in (1, 8):  # the ceiling of batching: the Scorer itself on passes of this many messages
+        pieces = [messages[i : i + size] for i in range(0, len(messages), size)]
+        score = partial(scorer.score_batch, explain="signals")
+        t, _ = timed(lambda pieces=pieces, score=score: [score(piece) for piece in pieces])
+        rows.append(rate_row(f"(3) Scorer.score_batch on passes of {size} message(s)", len(texts), t, base))
+    del scorer, score  # the servers get the cores and the memory
+    every = [(1, None), (8, None), (32, None), (8, "phrases")]
     default = ServiceSettings().batch_max_size
-    for size in (1, default):
-        label = f", batch_max_size={size}" + (" (off)" if size == 1 else " (default)")
-        rows += service(frame, passes, base, {"COMMSRISK_SERVICE__BATCH_MAX_SIZE": str(size)}, label)
+    servers = [
+        (", batching off (batch_max_size=1)", {"COMMSRISK_SERVICE__BATCH_MAX_SIZE": "1"}, every),
+        (f", batching on (batch_max_size={default}, the default)", {}, every),
+        (", batching on, model.runtime=onnx-int8", {"COMMSRISK_MODEL__RUNTIME": "onnx-int8"}, every[:3]),
+        (
+            ", batching on, 2 workers x 1 torch thread",
+            {"BENTOML_CONFIG_OPTIONS": "services.commsrisk.workers=2", "COMMSRISK_MODEL__TORCH_THREADS": "1"},
+            every[1:3],
+        ),
+    ]
+    for label, settings_env, passes in servers:
+        rows += service(frame, passes, base, settings_env, label)
     for row in rows:
         row["vs in-process"] = float(row["msg/s"]) / in_process  # type: ignore[arg-type]
     table(f"Adaptive batching ({len(texts)} messages per pass, {os.cpu_count()} cores, same run)", rows)

@@ -78,11 +78,12 @@ def table(title: str, rows: list[dict[str, object]]) -> None:
     print(f"\n## {title}\n")
     if not rows:
         return
-    cols = list(rows[0])
+    cols = list(dict.fromkeys(col for row in rows for col in row))  # every row's columns, first seen first
     print("| " + " | ".join(cols) + " |")
     print("|" + "---|" * len(cols))
+    cell = lambda v: "" if v is None else f"{v:.3f}" if isinstance(v, float) else str(v)  # noqa: E731
     for row in rows:
-        print("| " + " | ".join(f"{v:.3f}" if isinstance(v, float) else str(v) for v in row.values()) + " |")
+        print("| " + " | ".join(cell(row.get(col)) for col in cols) + " |")
 
 
 def corpus(n: int, seed: int = 0) -> pd.DataFrame:
@@ -156,6 +157,13 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     return rows
 
 
+def _scorer_passes(client, url: str) -> tuple[float, float]:  # type: ignore[no-untyped-def]
+    """(passes, messages) of batched /score so far, from the server's /metrics (0, 0 when batching is off)."""
+    lines = client.get(f"{url}/metrics").text.splitlines()
+    values = {line.split()[0]: float(line.split()[1]) for line in lines if line.startswith("commsrisk_score_pass_")}
+    return values.get("commsrisk_score_pass_messages_count", 0.0), values.get("commsrisk_score_pass_messages_sum", 0.0)
+
+
 def service(
     frame: pd.DataFrame,
     passes: list[tuple[int, str | None]],
@@ -176,6 +184,7 @@ def service(
         **os.environ,
         "COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models/default"),
         "BENTOML_HOME": tempfile.mkdtemp(prefix="commsrisk-bench-bentoml-"),
+        "COMMSRISK_SERVICE__OPEN_METRICS": "true",
         **(settings_env or {}),
     }
     proc = subprocess.Popen(
@@ -217,11 +226,14 @@ def service(
                     response.raise_for_status()
                     latencies.append(time.perf_counter() - start)
 
+                before = _scorer_passes(client, url)
                 t, _ = timed(lambda clients=clients, one=one: list(ThreadPoolExecutor(clients).map(one, texts)))
+                passes_run, batched = (a - b for a, b in zip(_scorer_passes(client, url), before, strict=True))
                 q = np.percentile(np.array(latencies) * 1000, [50, 95, 99])
                 system = f"(4) HTTP /score, {clients} concurrent clients, {explain or 'default'} explanation{label}"
                 row = rate_row(system, len(texts), t, base_rate)
-                rows.append({**row, "p50 ms": q[0], "p95 ms": q[1], "p99 ms": q[2]})
+                per_pass = batched / passes_run if passes_run else 1.0
+                rows.append({**row, "p50 ms": q[0], "p95 ms": q[1], "p99 ms": q[2], "messages per pass": per_pass})
             chunks = [texts[i : i + 64] for i in range(0, len(texts), 64)]
             body = lambda chunk: {"messages": [{"text": t} for t in chunk]}  # noqa: E731
             t, _ = timed(lambda: [client.post(f"{url}/score_batch", json=body(c)).raise_for_status() for c in chunks])
