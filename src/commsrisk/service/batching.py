@@ -15,7 +15,7 @@ has been abandoned or has passed its deadline.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from itertools import groupby
 from typing import NoReturn
 
@@ -40,7 +40,6 @@ class ScoreJob:
     show_values: bool
     explain: Explain
     budget: RequestBudget
-    batch_size: int = field(default=1, init=False)  # the dispatcher counts each job as one message
 
     def options(self) -> tuple[bool, str]:
         """What the request asks for beyond its message: jobs in one pass must agree on it."""
@@ -74,12 +73,11 @@ class ScoreBatcher:
     ) -> None:
         self._score = score
         self._on_pass = on_pass
-        self.max_batch_size = max_batch_size
         self._dispatcher: CorkDispatcher[ScoreJob, Scored | Exception] = CorkDispatcher(
             max_latency_in_ms=int(max_latency_s * 1000),
             max_batch_size=max_batch_size,
             fallback=_refused,
-            get_batch_size=lambda job: job.batch_size,
+            get_batch_size=lambda _job: 1,  # each job is one message
         )
         self._dispatch = self._dispatcher(self._score_jobs)
 
