@@ -64,7 +64,8 @@ class ModelSettings(BaseModel):
         "torch",
         description="Where the classifier's forward pass runs: 'torch'; 'onnx' (ONNX Runtime fp32: the same "
         "decisions); 'onnx-int8' (int8 weights: 1.6x the Scorer's speed, 0.26% of dev decisions moved, "
-        "benchmarks/runtime.py). Exported once per model into onnx_cache_dir; explanations stay on torch.",
+        "benchmarks/runtime.py). Exported once per model into onnx_cache_dir; explanations stay on torch, "
+        "whose model then loads only when phrases are first asked for.",
     )
     onnx_cache_dir: Path = Field(Path(".commsrisk/onnx"), description="ONNX exports, one folder per model.")
     torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads (None: torch default).")
@@ -183,8 +184,8 @@ class ServiceSettings(BaseModel):
 
     explain: Explain = Field(
         "signals",
-        description="Explanation when a request does not ask: 'signals' (cheap) or 'phrases' (adds a backward "
-        "pass per flagged message).",
+        description="Explanation when a request does not ask: 'signals' (cheap) or 'phrases' (adds backward "
+        "passes for flagged messages, batched).",
     )
     request_deadline_s: float = Field(
         30.0,

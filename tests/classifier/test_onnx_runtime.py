@@ -46,6 +46,7 @@ def test_onnx_gives_the_torch_scores_and_is_exported_once(
         again = load_classifier(str(REPO / "models/default"), **common, runtime="onnx", onnx_cache_dir=cache)
     assert export.stat().st_mtime_ns == stamp and not caplog.records  # the export is reused
     assert again.runtime is not None and again.runtime.path == export  # type: ignore[attr-defined]
+    assert again.model is None  # scoring from a cached export loads no PyTorch model (a second copy of the weights)
 
     # Through the whole Scorer, set by settings: the same decisions and scores, phrases still explained
     on_onnx = settings.model_copy(
@@ -53,13 +54,15 @@ def test_onnx_gives_the_torch_scores_and_is_exported_once(
     )
     scorers = [build_scorer(s, analyzer=text_analyzer) for s in (settings, on_onnx)]
     messages = [Message(text=t) for t in TEXTS]
-    by_torch, by_onnx = (scorer.score_batch(messages) for scorer in scorers)
+    by_torch, by_onnx = (scorer.score_batch(messages, explain="signals") for scorer in scorers)
     for a, b in zip(by_torch, by_onnx, strict=True):
         assert a.flags == b.flags and all(abs(a.risks[r].score - b.risks[r].score) < 1e-4 for r in a.risks)
     assert any(by_onnx[0].flags.values())
+    assert scorers[1].classifier.model is None  # type: ignore[attr-defined]
     explained = scorers[1].score(messages[0], explain="phrases")
     spans = [s for d in explained.risks.values() if d.flagged for s in d.explanation.spans if s.kind == "phrase"]
     assert spans  # phrases come from the PyTorch model's gradients, beside the ONNX scores
+    assert scorers[1].classifier.model is not None  # type: ignore[attr-defined]  # loaded for the first explanation
     assert len(list(cache.rglob(ONNX_FILE))) == 1
 
     # int8 weights: quantized once from the same export, close to fp32 (benchmarks/runtime.py has the dev-set figures)

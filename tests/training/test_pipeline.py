@@ -42,6 +42,7 @@ def _train(  # type: ignore[no-untyped-def]
     method: str = "lora",
     stack_ngram: bool = False,
     shuffle: tuple[str, ...] = (),
+    encoder_layers: int | None = None,
 ):
     data = read_labeled_file(SEED_CORPUS)
     if shuffle:  # a model that learned nothing true about these risks
@@ -58,6 +59,7 @@ def _train(  # type: ignore[no-untyped-def]
         max_length=64,
         eval_every=20,
         stack_ngram=stack_ngram,
+        encoder_layers=encoder_layers,
     )
     return run_training(
         data,
@@ -91,9 +93,10 @@ def trained(tmp_path_factory: pytest.TempPathFactory, settings: Settings, text_a
         method="frozen",
         stack_ngram=True,
     )
+    # a student on the base's first 3 layers: a model that learned nothing is refused whatever its size
     shuffled = _train(
         settings, text_analyzer, store, root / "shuffled", steps=1, lr=0.1, name="shuffled", method="frozen",
-        shuffle=RISKS,
+        shuffle=RISKS, encoder_layers=3,
     )  # fmt: skip
     one_risk = _train(
         settings, text_analyzer, store, root / "one_risk", steps=1, lr=0.1, name="one-risk", method="frozen",
@@ -153,6 +156,10 @@ def test_frozen_encoder_head_is_tiny_and_scores_like_in_training(trained, settin
     spans = phrase_attributions(classifier, "please delete this chat after reading", ["off_channel"])["off_channel"]
     assert all(0 <= s.start < s.end for s in spans)
     assert frozen.dev_evaluations and frozen.metadata["method"] == "frozen"
+    student = TRAINED_EXTRA["shuffled"]
+    assert student.metadata["encoder_layers"] == 3 and "encoder_layers" not in frozen.metadata  # type: ignore[attr-defined]
+    reloaded = load_classifier(str(student.delta_dir))  # type: ignore[attr-defined]
+    assert len(reloaded.model.encoder.encoder.layer) == 3  # type: ignore[union-attr]
 
 
 def test_stacked_model_scores_with_its_ngram_signal(trained, settings: Settings, text_analyzer) -> None:  # type: ignore[no-untyped-def]

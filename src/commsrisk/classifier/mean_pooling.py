@@ -27,6 +27,15 @@ ENCODER_DIR = "encoder"
 """Subfolder holding a fully fine-tuned encoder (absent when the encoder is the base, or LoRA)."""
 
 
+def layer_override(layers: int | None) -> dict[str, int]:
+    """The config override that keeps an encoder's first `layers` transformer layers (none: all of them).
+
+    `from_pretrained` builds the shorter model and loads the weights it has; the later layers'
+    weights are left unread. Any architecture whose config maps `num_hidden_layers` takes it.
+    """
+    return {"num_hidden_layers": int(layers)} if layers else {}
+
+
 class MeanPoolingClassifier(torch.nn.Module):
     """Encoder -> masked mean of token vectors -> L2 normalise -> linear layer over RISKS."""
 
@@ -77,12 +86,16 @@ def save_mean_pooling(model: MeanPoolingClassifier, out_dir: Path, *, full_encod
         model.encoder.save_pretrained(str(out_dir / ENCODER_DIR))
 
 
-def load_mean_pooling(model_dir: Path, base_model: str) -> MeanPoolingClassifier:
-    """Rebuild a saved mean-pooling classifier on its encoder (base, base + LoRA, or its own)."""
+def load_mean_pooling(model_dir: Path, base_model: str, *, layers: int | None = None) -> MeanPoolingClassifier:
+    """Rebuild a saved mean-pooling classifier on its encoder (base, base + LoRA, or its own).
+
+    `layers`: the model was trained on the base's first this many transformer layers (a student).
+    """
     encoder_dir = model_dir / ENCODER_DIR
-    encoder = AutoModel.from_pretrained(
-        str(encoder_dir) if encoder_dir.is_dir() else base_model, add_pooling_layer=False
-    )
+    if encoder_dir.is_dir():  # a fully fine-tuned encoder was saved as it was trained, layers and all
+        encoder = AutoModel.from_pretrained(str(encoder_dir), add_pooling_layer=False)
+    else:
+        encoder = AutoModel.from_pretrained(base_model, add_pooling_layer=False, **layer_override(layers))
     if (model_dir / "adapter_config.json").is_file():
         from peft import PeftModel
 

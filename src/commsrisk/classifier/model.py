@@ -15,12 +15,14 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from transformers import (
+    AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
     BatchEncoding,
@@ -28,7 +30,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from commsrisk.classifier.mean_pooling import is_mean_pooling, load_mean_pooling
+from commsrisk.classifier.mean_pooling import is_mean_pooling, layer_override, load_mean_pooling
 from commsrisk.classifier.tokens import DEFAULT_TAIL_TOKENS, cut_tokens, encode, token_windows
 from commsrisk.errors import ModelNotAvailableError
 from commsrisk.schema import RISKS
@@ -54,7 +56,8 @@ def quiet_transformers() -> None:
 class RiskClassifier:
     """An encoder with a multi-label head over RISKS; texts in, probabilities out."""
 
-    model: PreTrainedModel | torch.nn.Module
+    model: PreTrainedModel | torch.nn.Module | None
+    """The PyTorch model; None until first needed when another runtime scores (see `pytorch`)."""
     tokenizer: PreTrainedTokenizerBase
     version: str
     max_length: int = 128
@@ -69,9 +72,27 @@ class RiskClassifier:
     runtime: Callable[[torch.Tensor, torch.Tensor], np.ndarray] | None = None
     """The forward pass on another runtime (ONNX Runtime: onnx_runtime.py); None: the PyTorch model.
     Explanations always use the PyTorch model (they need gradients)."""
+    load_model: Callable[[], torch.nn.Module] | None = field(default=None, repr=False, compare=False)
+    """Loads the PyTorch model when `model` is None (explanations on another runtime)."""
+    _load_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _forward_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """One forward pass at a time: torch already spreads one over every core, so passes from
     concurrent requests would only oversubscribe the cores and hold their activations at once."""
+
+    def pytorch(self) -> torch.nn.Module:
+        """The PyTorch model, loaded on first use when another runtime does the forward pass.
+
+        Explanations need gradients, so they always run here; a service on ONNX Runtime that is
+        never asked for phrases never holds this second copy of the weights.
+        """
+        with self._load_lock:
+            if self.model is None:
+                if self.load_model is None:
+                    raise ModelNotAvailableError("the classifier has no PyTorch model and no way to load one")
+                logger.info("loading the PyTorch model for explanations")
+                self.model = self.load_model()
+                self.model.eval()
+            return self.model
 
     def encode(self, texts: Sequence[str], *, offsets: bool = False) -> BatchEncoding:
         """`texts` as padded tensors, each cut to max_length keeping its head and its tail."""
@@ -111,7 +132,7 @@ class RiskClassifier:
         out = np.full((count, len(RISKS)), -np.inf, dtype=np.float32)
         order = np.argsort([len(item) for item in items], kind="stable")
         owner_of = np.asarray(owners)
-        self.model.eval()
+        model = self.pytorch() if self.runtime is None else None
         with torch.inference_mode():
             for start in range(0, len(items), self.batch_size):
                 idx = order[start : start + self.batch_size]
@@ -120,7 +141,7 @@ class RiskClassifier:
                     if self.runtime is not None:
                         logits = self.runtime(batch["input_ids"], batch["attention_mask"])
                     else:
-                        logits = self.model(**batch).logits.float().numpy()
+                        logits = model(**batch).logits.float().numpy()  # type: ignore[misc]
                 np.maximum.at(out, owner_of[idx], logits)
         return out
 
@@ -162,21 +183,26 @@ def _base_model_unavailable(base_model: str, err: OSError) -> ModelNotAvailableE
     )
 
 
-def load_encoder(base_model: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load a bare encoder (no pooler, no head) and its tokenizer from a local folder or HF id."""
+def load_encoder(base_model: str, *, layers: int | None = None) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a bare encoder (no pooler, no head) and its tokenizer from a local folder or HF id.
+
+    `layers`: keep only the first this many transformer layers (a student of the encoder).
+    """
     from transformers import AutoModel
 
     quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_model)
-        model = AutoModel.from_pretrained(base_model, add_pooling_layer=False)
+        model = AutoModel.from_pretrained(base_model, add_pooling_layer=False, **layer_override(layers))
     except OSError as err:
         raise _base_model_unavailable(base_model, err) from err
     return model, tokenizer
 
 
-def load_encoder_for_classification(base_model: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load an encoder (local folder or HF id) with a fresh multi-label head over RISKS."""
+def load_encoder_for_classification(
+    base_model: str, *, layers: int | None = None
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load an encoder (local folder or HF id) with a fresh multi-label head over RISKS (`layers`: its first N)."""
     quiet_transformers()
     try:
         tokenizer = AutoTokenizer.from_pretrained(base_model)
@@ -186,6 +212,7 @@ def load_encoder_for_classification(base_model: str) -> tuple[PreTrainedModel, P
             problem_type="multi_label_classification",
             id2label=dict(enumerate(RISKS)),
             label2id={risk: i for i, risk in enumerate(RISKS)},
+            **layer_override(layers),
         )
     except OSError as err:
         raise _base_model_unavailable(base_model, err) from err
@@ -228,34 +255,10 @@ def load_classifier(
     """
     quiet_transformers()
     local_dir, version = classifier_folder(location, tracking_uri=tracking_uri, timeout_s=registry_timeout_s)
+    tokenizer, metadata, load_torch = _torch_loader(location, local_dir, base_model)
     if is_mean_pooling(local_dir) or (local_dir / ADAPTER_CONFIG).is_file():
-        load = _load_mean_pooling if is_mean_pooling(local_dir) else _load_delta
-        try:
-            model, tokenizer, metadata = load(local_dir, base_model)
-        except ModelNotAvailableError:
-            raise
-        except Exception as err:  # a corrupt file raises whatever its reader raises (SafetensorError, JSON, ...)
-            raise ModelNotAvailableError(
-                f"{local_dir}: cannot load the classifier ({err.__class__.__name__}: {err}); "
-                "the folder is damaged or incomplete: restore it, or name another model in model.classifier"
-            ) from err
         version = metadata.get("version", version) if not location.startswith("models:/") else version
-    else:
-        metadata = read_metadata(local_dir) if local_dir.is_dir() else {}
-        source = str(local_dir) if local_dir.is_dir() else location
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModelForSequenceClassification.from_pretrained(source)
-        except (OSError, ValueError) as err:
-            raise ModelNotAvailableError(
-                f"no classifier at '{location}': not a delta folder, a model folder, a models:/ URI or a "
-                f"reachable Hugging Face id ({err.__class__.__name__})"
-            ) from err
-        if model.config.num_labels != len(RISKS):
-            raise ModelNotAvailableError(
-                f"classifier '{location}' has {model.config.num_labels} outputs; commsrisk needs {len(RISKS)} {RISKS}"
-            )
-    model.eval()
+    model: torch.nn.Module | None = None
     forward = None
     if runtime in ("onnx", "onnx-int8"):
         from commsrisk.classifier.onnx_runtime import onnx_runtime
@@ -263,7 +266,9 @@ def load_classifier(
         folder = local_dir if local_dir.is_dir() else None
         identity = base_model_identity(base_model or str(metadata.get("base_model", ""))) if folder else location
         cache = onnx_cache_dir or Path(".commsrisk/onnx")
-        forward = onnx_runtime(model, tokenizer, folder, identity, cache, threads, int8=runtime == "onnx-int8")
+        forward = onnx_runtime(load_torch, tokenizer, folder, identity, cache, threads, int8=runtime == "onnx-int8")
+    else:
+        model = load_torch()
     logger.info("classifier loaded: version=%s runtime=%s", version, runtime)
     return RiskClassifier(
         model=model,
@@ -277,6 +282,81 @@ def load_classifier(
         window_tokens=window_tokens,
         max_windows=max_windows,
         runtime=forward,
+        load_model=load_torch,
+    )
+
+
+def _torch_loader(
+    location: str, local_dir: Path, base_model: str | None
+) -> tuple[PreTrainedTokenizerBase, dict[str, Any], Callable[[], torch.nn.Module]]:
+    """The tokenizer and metadata of the classifier at `location`, and a function that loads its PyTorch model.
+
+    Everything that can be checked without the weights (the base encoder's identity, the tokenizer,
+    the number of outputs) is checked here, so a wrong location fails at start, not at the first
+    explanation.
+
+    Raises:
+        ModelNotAvailableError: nothing loadable is at `location`.
+    """
+    if is_mean_pooling(local_dir) or (local_dir / ADAPTER_CONFIG).is_file():
+        try:
+            base, metadata = _checked_base(local_dir, base_model)
+        except ModelNotAvailableError:
+            raise
+        except Exception as err:  # an unreadable metadata file
+            raise _damaged(local_dir, err) from err
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(base)
+        except OSError as err:
+            raise _base_model_unavailable(base, err) from err
+        layers = metadata.get("encoder_layers")
+        build = (
+            partial(load_mean_pooling, local_dir, base, layers=layers)
+            if is_mean_pooling(local_dir)
+            else partial(_load_delta, local_dir, base, layers=layers)
+        )
+
+        def load_torch() -> torch.nn.Module:
+            try:
+                return build()
+            except ModelNotAvailableError:
+                raise
+            except OSError as err:
+                raise _base_model_unavailable(base, err) from err
+            except Exception as err:  # a corrupt file raises whatever its reader raises (SafetensorError, JSON, ...)
+                raise _damaged(local_dir, err) from err
+
+        return tokenizer, metadata, load_torch
+    metadata = read_metadata(local_dir) if local_dir.is_dir() else {}
+    source = str(local_dir) if local_dir.is_dir() else location
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        config = AutoConfig.from_pretrained(source)
+    except (OSError, ValueError) as err:
+        raise ModelNotAvailableError(
+            f"no classifier at '{location}': not a delta folder, a model folder, a models:/ URI or a "
+            f"reachable Hugging Face id ({err.__class__.__name__})"
+        ) from err
+    if config.num_labels != len(RISKS):
+        raise ModelNotAvailableError(
+            f"classifier '{location}' has {config.num_labels} outputs; commsrisk needs {len(RISKS)} {RISKS}"
+        )
+
+    def load_full() -> torch.nn.Module:
+        try:
+            return AutoModelForSequenceClassification.from_pretrained(source)
+        except (OSError, ValueError) as err:
+            raise ModelNotAvailableError(
+                f"cannot load the classifier at '{location}' ({err.__class__.__name__})"
+            ) from err
+
+    return tokenizer, metadata, load_full
+
+
+def _damaged(model_dir: Path, err: Exception) -> ModelNotAvailableError:
+    return ModelNotAvailableError(
+        f"{model_dir}: cannot load the classifier ({err.__class__.__name__}: {err}); "
+        "the folder is damaged or incomplete: restore it, or name another model in model.classifier"
     )
 
 
@@ -299,32 +379,12 @@ def _checked_base(delta_dir: Path, base_model: str | None) -> tuple[str, dict[st
     return str(base), metadata
 
 
-def _load_mean_pooling(
-    model_dir: Path, base_model: str | None
-) -> tuple[torch.nn.Module, PreTrainedTokenizerBase, dict[str, Any]]:
-    """A mean-pooling head (and its adapters or encoder) on the encoder it was trained on."""
-    base, metadata = _checked_base(model_dir, base_model)
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
-        model = load_mean_pooling(model_dir, base)
-    except OSError as err:
-        raise ModelNotAvailableError(
-            f"cannot load base model '{base}' for {model_dir}: {err.__class__.__name__}"
-        ) from err
-    return model, tokenizer, metadata
-
-
-def _load_delta(
-    delta_dir: Path, base_model: str | None
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, dict[str, Any]]:
-    """Put a LoRA delta on its base encoder and merge it for fast inference."""
+def _load_delta(delta_dir: Path, base: str, *, layers: int | None = None) -> PreTrainedModel:
+    """Put a LoRA delta on its base encoder (its first `layers` layers) and merge it for fast inference."""
     from peft import PeftModel
 
-    base, metadata = _checked_base(delta_dir, base_model)
-    model, tokenizer = load_encoder_for_classification(base)
-    peft_model = PeftModel.from_pretrained(model, str(delta_dir))
-    merged = peft_model.merge_and_unload()
-    return merged, tokenizer, metadata
+    model, _ = load_encoder_for_classification(base, layers=layers)
+    return PeftModel.from_pretrained(model, str(delta_dir)).merge_and_unload()
 
 
 @contextmanager

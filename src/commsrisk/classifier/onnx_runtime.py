@@ -2,8 +2,9 @@
 
 The model (encoder with its delta merged, mean pooling, head) is exported once with
 `torch.onnx.export` into a cache folder keyed by what the model is (its files and its base
-encoder), and loaded from there on later starts. Only the forward pass moves: tokenizing, token
-windows and explanations (which need gradients) stay on the PyTorch model.
+encoder), and loaded from there on later starts. Only the forward pass moves: tokenizing and token
+windows stay as they are, and explanations (which need gradients) load the PyTorch model when
+first asked for (`RiskClassifier.pytorch`).
 
 `int8=True` adds dynamic int8 weights (onnxruntime.quantization) on every weight MatMul but the
 feed-forward output projections, per channel: quantizing those too moved 0.8% of the dev set's
@@ -17,6 +18,7 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -134,7 +136,7 @@ class OnnxLogits:
 
 
 def onnx_runtime(
-    model: torch.nn.Module,
+    load_model: Callable[[], torch.nn.Module],
     tokenizer: Any,
     model_dir: Path | None,
     identity: str,
@@ -145,13 +147,15 @@ def onnx_runtime(
 ) -> OnnxLogits:
     """The ONNX session of this classifier, exported into `cache_dir` the first time.
 
-    For e5-small the export takes ~10 s and 470 MB; its int8 copy another ~10 s and 430 MB (the
-    embedding table, most of the weights, stays fp32: only MatMul weights are quantized).
+    `load_model` gives the PyTorch model; it is called only when there is no export yet, and the
+    model is not kept (the session holds its own weights). For e5-small the export takes ~10 s and
+    470 MB; its int8 copy another ~10 s and 430 MB (the embedding table, most of the weights, stays
+    fp32: only MatMul weights are quantized).
     """
     path = Path(cache_dir) / model_digest(model_dir, identity) / ONNX_FILE
     if not path.is_file():
         logger.info("exporting the classifier to ONNX once", extra={"path": str(path)})
-        export_onnx(model, tokenizer, path)
+        export_onnx(load_model(), tokenizer, path)
     if int8:
         quantized = path.with_name(INT8_FILE)
         if not quantized.is_file():

@@ -58,6 +58,13 @@ def train(
     patience: Annotated[
         int | None, typer.Option(help="Early stopping: stop after this many dev scores without improvement.")
     ] = None,
+    encoder_layers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="A smaller, faster student: keep only the base encoder's first N layers (default: all of them).",
+        ),
+    ] = None,
     max_rejected: Annotated[float, typer.Option(help="Fail if more than this share of rows is rejected.")] = 0.2,
     register: Annotated[bool, typer.Option(help="Register the model as commsrisk@candidate.")] = True,
     run_name: Annotated[str | None, typer.Option(help="MLflow run name.")] = None,
@@ -99,6 +106,7 @@ def train(
         eval_every=eval_every,
         patience=patience,
         stack_ngram=stack_ngram,
+        encoder_layers=encoder_layers,
     )
     try:
         with err.status("loading the NLP pipelines ..."):

