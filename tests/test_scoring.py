@@ -47,25 +47,6 @@ def test_flagged_risk_is_explained_by_phrases_of_the_text(scorer) -> None:  # ty
     assert result.risks["off_channel"].explanation.signals[0].name in {"clf_off_channel", "ngram_off_channel"}
 
 
-def test_phrases_of_a_batch_are_the_phrases_of_each_message_alone(scorer) -> None:  # type: ignore[no-untyped-def]
-    """Explanations come in padded batches (one backward pass per risk for many messages): same spans as alone."""
-    from commsrisk.explain import EXPLAIN_BATCH, phrase_attributions
-
-    messages = _examples() * 2
-    batch = scorer.score_batch(messages, explain="phrases")
-    flagged = [(m, r) for m, r in zip(messages, batch, strict=True) if any(d.flagged for d in r.risks.values())]
-    assert len(flagged) > EXPLAIN_BATCH, "more flagged messages than one explanation batch"
-    for message, result in flagged:
-        risks = [risk for risk in RISKS if result.risks[risk].flagged]
-        alone = phrase_attributions(scorer.classifier, message.text, risks)
-        for risk in risks:
-            got = [s for s in result.risks[risk].explanation.spans if s.kind == "phrase"]
-            assert [(s.start, s.end) for s in got] == [(s.start, s.end) for s in alone[risk]], risk
-            assert [s.weight for s in got] == pytest.approx([s.weight for s in alone[risk]], abs=1e-3)
-        unflagged = [d for d in result.risks.values() if not d.flagged]
-        assert all(s.kind != "phrase" for d in unflagged for s in d.explanation.spans)
-
-
 def test_examples_score_sensibly(scorer) -> None:  # type: ignore[no-untyped-def]
     results = {r.message_id: r for r in scorer.score_batch(_examples())}
     assert len(results) == 30

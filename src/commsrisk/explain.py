@@ -2,10 +2,7 @@
 
 Gradient x input attributions of the classifier's logit for a risk, per token, grouped into
 short phrases of the original text (character spans). Computed only for flagged risks, since
-it costs a backward pass per risk. Messages are explained in padded batches: one forward pass
-for the batch and one backward pass per risk flagged anywhere in it, since each message's logits
-depend only on its own tokens (the attention mask keeps padding out), the gradient of the
-batch's summed logit is every message's own gradient.
+it costs one backward pass per risk.
 """
 
 from __future__ import annotations
@@ -17,8 +14,6 @@ import torch
 from commsrisk.classifier.model import RiskClassifier
 from commsrisk.schema import RISKS, EvidenceSpan
 
-EXPLAIN_BATCH = 16
-"""Messages per explanation pass: larger batches pad more and hold more activations for the backward pass."""
 MAX_PHRASES = 3
 WINDOW = 2
 """Tokens taken on each side of a top token to make a readable phrase."""
@@ -26,42 +21,20 @@ WINDOW = 2
 
 def phrase_attributions(classifier: RiskClassifier, text: str, risks: Sequence[str]) -> dict[str, list[EvidenceSpan]]:
     """The top phrases (character spans) behind each named risk's logit for one text."""
-    return batch_phrase_attributions(classifier, [(text, risks)])[0]
-
-
-def batch_phrase_attributions(
-    classifier: RiskClassifier, asks: Sequence[tuple[str, Sequence[str]]]
-) -> list[dict[str, list[EvidenceSpan]]]:
-    """`phrase_attributions` of many (text, risks) asks, in input order, in padded batches."""
-    out: list[dict[str, list[EvidenceSpan]]] = [{} for _ in asks]
-    wanted = [i for i, (_, risks) in enumerate(asks) if risks]
-    wanted.sort(key=lambda i: len(asks[i][0]))
-    for start in range(0, len(wanted), EXPLAIN_BATCH):
-        chunk = wanted[start : start + EXPLAIN_BATCH]
-        for i, phrases in zip(chunk, _explain_batch(classifier, [asks[i] for i in chunk]), strict=True):
-            out[i] = phrases
-    return out
-
-
-def _explain_batch(
-    classifier: RiskClassifier, asks: Sequence[tuple[str, Sequence[str]]]
-) -> list[dict[str, list[EvidenceSpan]]]:
+    if not risks:
+        return {}
     model = classifier.pytorch()
-    encoded = classifier.encode([text for text, _ in asks], offsets=True)
-    offsets = [[list(span) for span in row] for row in encoded.pop("offset_mapping")]
+    encoded = classifier.encode([text], offsets=True)
+    offsets = [list(span) for span in encoded.pop("offset_mapping")[0]]
     embeddings = model.get_input_embeddings()(encoded["input_ids"]).detach().requires_grad_(True)
-    risks = [risk for risk in RISKS if any(risk in asked for _, asked in asks)]
     model.eval()
-    out: list[dict[str, list[EvidenceSpan]]] = [{} for _ in asks]
     with torch.enable_grad():
-        logits = model(inputs_embeds=embeddings, attention_mask=encoded["attention_mask"]).logits
-        for n, risk in enumerate(risks):
-            total = logits[:, RISKS.index(risk)].sum()
-            (grad,) = torch.autograd.grad(total, embeddings, retain_graph=n < len(risks) - 1)
-            scores = (grad * embeddings).sum(-1).detach()
-            for b, (text, asked) in enumerate(asks):
-                if risk in asked:
-                    out[b][risk] = _top_phrases(text, offsets[b], scores[b].tolist())
+        logits = model(inputs_embeds=embeddings, attention_mask=encoded["attention_mask"]).logits[0]
+        out: dict[str, list[EvidenceSpan]] = {}
+        for i, risk in enumerate(risks):
+            (grad,) = torch.autograd.grad(logits[RISKS.index(risk)], embeddings, retain_graph=i < len(risks) - 1)
+            scores = (grad * embeddings).sum(-1)[0].detach().tolist()
+            out[risk] = _top_phrases(text, offsets, scores)
     return out
 
 

@@ -21,7 +21,7 @@ from commsrisk.classifier.model import load_classifier
 from commsrisk.classifier.ngram import CharNgramClassifier
 from commsrisk.combiner import RiskCombiner
 from commsrisk.errors import ModelNotAvailableError
-from commsrisk.explain import EXPLAIN_BATCH, batch_phrase_attributions
+from commsrisk.explain import phrase_attributions
 from commsrisk.ingest.messages import MessageLine
 from commsrisk.schema import (
     RISKS,
@@ -37,7 +37,7 @@ from commsrisk.schema import (
 )
 from commsrisk.settings import Settings
 from commsrisk.signals import Evidence, pii_group
-from commsrisk.thresholds.policy import Decision, ThresholdPolicy, decide, model_mismatch
+from commsrisk.thresholds.policy import ThresholdPolicy, decide, model_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -91,8 +91,8 @@ class ProbabilityModel(Protocol):
 
 
 PolicySource = Callable[[], ThresholdPolicy]
-PhraseExplainer = Callable[[Sequence[tuple[str, Sequence[str]]]], list[dict[str, list[EvidenceSpan]]]]
-"""The explain step: (text, flagged risks) asks -> the phrases behind each risk's score, per ask."""
+PhraseExplainer = Callable[[str, Sequence[str]], dict[str, list[EvidenceSpan]]]
+"""The explain step: (text, flagged risks) -> the phrases behind each risk's score."""
 
 
 def mask_value(value: str) -> str:
@@ -139,9 +139,9 @@ class Scorer:
         """Score messages in bulk: one spaCy pipe, batched Presidio, padded classifier batches.
 
         `explain` ('signals' or 'phrases', default the Scorer's own) decides whether flagged risks
-        also get the phrases behind them, which costs a backward pass per risk for each batch of flagged messages.
+        also get the phrases behind them, which costs a backward pass per flagged message.
         `stop`, when given, is called between pieces of work (about WORK_UNIT_CHARS of text through
-        the NLP step, a classifier batch, a batch of phrase explanations) and raises to abandon the batch:
+        the NLP step, a classifier batch, each phrase explanation) and raises to abandon the batch:
         the service's deadline and client disconnects end work nobody waits for.
         """
         if not messages:
@@ -180,26 +180,14 @@ class Scorer:
         if mismatch and (policy.version, policy.tuned_for) not in self._warned:
             self._warned.add((policy.version, policy.tuned_for))
             logger.warning("%s", mismatch)
-        decisions = [
-            decide(policy, m.business_unit, {risk: float(scores[i][j]) for j, risk in enumerate(RISKS)})
-            for i, m in enumerate(messages)
-        ]
-        phrases: list[dict[str, list[EvidenceSpan]]] = [{} for _ in messages]
-        if (explain or self.explain) == "phrases" and self.explainer is not None:
-            asks = [i for i, d in enumerate(decisions) if any(d.flags.values())]
-            asks.sort(key=lambda i: len(texts[i]))  # batches of alike lengths pad little
-            for start in range(0, len(asks), EXPLAIN_BATCH):
+        phrases = (explain or self.explain) == "phrases"
+        results = []
+        for i, (m, a) in enumerate(zip(messages, analyses, strict=True)):
+            if phrases:
                 check()
-                chunk = asks[start : start + EXPLAIN_BATCH]
-                found = self.explainer([(texts[i], [r for r in RISKS if decisions[i].flags[r]]) for i in chunk])
-                for i, spans in zip(chunk, found, strict=True):
-                    phrases[i] = spans
-        results = [
-            self._result(
-                m, a, scores[i], decisions[i], contributions[i], features[i], baseline, policy, show_values, phrases[i]
+            results.append(
+                self._result(m, a, scores[i], contributions[i], features[i], baseline, policy, show_values, phrases)
             )
-            for i, (m, a) in enumerate(zip(messages, analyses, strict=True))
-        ]
         if mismatch:
             for result in results:
                 result.warnings.append(mismatch)
@@ -212,15 +200,17 @@ class Scorer:
         message: Message,
         analysis: Any,
         scores: np.ndarray,
-        decision: Decision,
         contributions: np.ndarray,
         features: np.ndarray,
         baseline: np.ndarray,
         policy: ThresholdPolicy,
         show_values: bool,
-        phrases: dict[str, list[EvidenceSpan]],
+        explain_phrases: bool,
     ) -> ScoreResult:
         score_map = {risk: float(scores[j]) for j, risk in enumerate(RISKS)}
+        decision = decide(policy, message.business_unit, score_map)
+        flagged = [risk for risk in RISKS if decision.flags[risk]]
+        phrases = self.explainer(message.text, flagged) if explain_phrases and self.explainer and flagged else {}
         pii = [self._pii(f, message.text, show_values) for f in analysis.pii]
         risks = {}
         for j, risk in enumerate(RISKS):
@@ -393,6 +383,6 @@ def build_scorer(
         combiner=combiner,
         policy=policy,
         model_version=classifier.version,
-        explainer=partial(batch_phrase_attributions, classifier),
+        explainer=partial(phrase_attributions, classifier),
         ngram=ngram,
     )

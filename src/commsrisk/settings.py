@@ -184,8 +184,8 @@ class ServiceSettings(BaseModel):
 
     explain: Explain = Field(
         "signals",
-        description="Explanation when a request does not ask: 'signals' (cheap) or 'phrases' (adds backward "
-        "passes for flagged messages, batched).",
+        description="Explanation when a request does not ask: 'signals' (cheap) or 'phrases' (adds a backward "
+        "pass per flagged message).",
     )
     request_deadline_s: float = Field(
         30.0,

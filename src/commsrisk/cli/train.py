@@ -37,9 +37,7 @@ def train(
         float | None,
         typer.Option(help="AdamW learning rate; default per method (lora 8e-4, lora-mean 5e-4, full 3e-5)."),
     ] = None,
-    method: Annotated[
-        str, typer.Option(help="lora | lora-mean | full | frozen (see the model card's comparison).")
-    ] = "lora",
+    method: Annotated[str, typer.Option(help="lora | lora-mean | full | frozen (see the model card).")] = "lora",
     dev_data: Annotated[
         Path | None,
         typer.Option(help="Out-of-distribution dev set to select and report on; default: tracking.dev_set if present."),
@@ -59,11 +57,7 @@ def train(
         int | None, typer.Option(help="Early stopping: stop after this many dev scores without improvement.")
     ] = None,
     encoder_layers: Annotated[
-        int | None,
-        typer.Option(
-            min=1,
-            help="A smaller, faster student: keep only the base encoder's first N layers (default: all of them).",
-        ),
+        int | None, typer.Option(min=1, help="A faster student: keep only the base encoder's first N layers.")
     ] = None,
     max_rejected: Annotated[float, typer.Option(help="Fail if more than this share of rows is rejected.")] = 0.2,
     register: Annotated[bool, typer.Option(help="Register the model as commsrisk@candidate.")] = True,
@@ -157,9 +151,8 @@ def stack_ngram_command(
 ) -> None:
     """Stack a character n-gram classifier onto a trained model: refit the combiner with its log-odds.
 
-    The n-gram classifier is fit on the model's own training split, the combiner on its
-    calibration split; the stacked model is reported on the test split and the dev set and
-    logged to MLflow.
+    The n-gram classifier is fit on the model's training split, the combiner on its calibration
+    split; reported on the test split and the dev set, logged to MLflow.
     """
     from commsrisk.classifier.model import read_metadata
     from commsrisk.nlp.text_analyzer import build_text_analyzer
