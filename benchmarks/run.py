@@ -60,12 +60,18 @@ class PeakRss:
         return (self.peak - self.start) / 2**20
 
 
-RUNTIME = {
-    "adopted": "torch fp32 (the training runtime): decision agreement 100%, dev macro-F1 as in the quality table",
-    "why": "ONNX Runtime fp32 was no faster (34.7 vs 38.5 msg/s) and its int8 changed 5.5% of (message, risk) "
-    "logit signs on the dev set against a 0.5% budget (measured in issue 14's notes), so none was adopted",
-}
-"""The classifier runtime in force and why: a faster one is adopted only within the decision budget."""
+def runtime_summary() -> dict[str, object]:
+    """The classifier runtime in force, and what `benchmarks/runtime.py` last measured of each (its results file)."""
+    from commsrisk.settings import Settings
+
+    in_force = Settings.load().model.runtime
+    path = RESULTS / "runtime.json"
+    if not path.is_file():
+        return {"in_force": in_force, "measured": "no benchmarks/results/runtime.json: run benchmarks/runtime.py"}
+    rows = json.loads(path.read_text(encoding="utf-8"))["rows"]
+    keys = ("runtime", "Scorer msg/s", "decisions changed vs torch fp32", "dev macro-F1", "adoptable")
+    measured = [{k: r[k] for k in keys} for r in rows]
+    return {"in_force": in_force, "source": str(path.relative_to(REPO)), "rows": measured}
 
 
 def timed(fn: Callable[[], object]) -> tuple[float, object]:
@@ -384,8 +390,10 @@ def main() -> None:
     rows += service(frame.head(200 if args.quick else 600), passes, base_rate=float(rows[0]["msg/s"]))
     table("Throughput and latency (same messages, same run)", rows)
     results["throughput"] = rows
-    results["runtime"] = RUNTIME
-    print(f"\nclassifier runtime: {RUNTIME['adopted']}; {RUNTIME['why']}")
+    results["runtime"] = runtime_summary()
+    print(f"\nclassifier runtime in force: {results['runtime']['in_force']}")  # type: ignore[index]
+    if "rows" in results["runtime"]:  # type: ignore[operator]
+        table(f"Runtimes as last measured ({results['runtime']['source']})", results["runtime"]["rows"])  # type: ignore[index]
     by_size, by_length = scaling(scorer, sizes, lengths)
     table("Scaling with batch size", by_size)
     table("Scaling with message length", by_length)
