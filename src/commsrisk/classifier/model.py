@@ -298,7 +298,8 @@ def _torch_loader(
     Raises:
         ModelNotAvailableError: nothing loadable is at `location`.
     """
-    if is_mean_pooling(local_dir) or (local_dir / ADAPTER_CONFIG).is_file():
+    mean_pooling = is_mean_pooling(local_dir)
+    if mean_pooling or (local_dir / ADAPTER_CONFIG).is_file():
         try:
             base, metadata = _checked_base(local_dir, base_model)
         except ModelNotAvailableError:
@@ -312,7 +313,7 @@ def _torch_loader(
         layers = metadata.get("encoder_layers")
         build = (
             partial(load_mean_pooling, local_dir, base, layers=layers)
-            if is_mean_pooling(local_dir)
+            if mean_pooling
             else partial(_load_delta, local_dir, base, layers=layers)
         )
 
