@@ -10,7 +10,9 @@ In one process, on the dev set (data/eval/ood_dev/dev.jsonl) with the default mo
   input, one message per forward and backward pass, `commsrisk.explain.phrase_attributions`)
   against the same method on padded batches of 2 to 16 messages (one forward pass per batch, one
   backward pass per risk flagged in it; written here, since it is only an alternative), with their
-  agreement: the share of flagged risks with the same phrase spans, the largest weight difference.
+  agreement: the share of flagged risks with the same phrase spans, the largest weight difference;
+- the same method under bfloat16 autocast (the products of the forward and backward passes in
+  bf16, as `model.runtime: torch-bf16` scores), against fp32, for the same agreement.
 Writes benchmarks/results/explain.json.
 """
 
@@ -138,6 +140,24 @@ def main() -> None:
             f"explain, batches of {size:>2}:     {row['msg_s']:>7} flagged messages/s ({row['vs_one_per_pass']}x); "
             f"same spans for {same:.2%} of flagged risks, largest weight difference {row['max_weight_difference']}"
         )
+
+    def in_bf16() -> list[dict[str, Any]]:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return [phrase_attributions(classifier, text, risks) for text, risks in asks]  # type: ignore[arg-type]
+
+    in_bf16()  # warm-up: bf16 kernels
+    t_bf16, bf16 = timed(in_bf16)
+    same, diff = agreement(single, bf16, asks)
+    report["bf16_autocast"] = {
+        "msg_s": round(len(asks) / t_bf16, 1),
+        "vs_fp32": round(t_single / t_bf16, 2),
+        "same_spans_share": round(same, 4),
+        "max_weight_difference": round(diff, 4),
+    }
+    print(
+        f"explain under bf16 autocast:  {report['bf16_autocast']['msg_s']:>7} flagged messages/s "
+        f"({report['bf16_autocast']['vs_fp32']}x); same spans for {same:.2%} of flagged risks"
+    )
     out = REPO / "benchmarks" / "results" / "explain.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"written to {out.relative_to(REPO)}")

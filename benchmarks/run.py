@@ -141,6 +141,7 @@ def rate_row(system: str, messages: int, seconds: float, base_rate: float) -> di
 
 
 def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    from commsrisk.settings import Settings
     from commsrisk.training.pipeline import frame_messages
 
     texts = frame["text"].tolist()
@@ -157,7 +158,8 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     t, _ = timed(lambda: scorer.analyzer.analyze_batch(texts, [None] * len(texts)))
     rows.append(rate_row("(3a) of which language + spaCy + Presidio (analyze_batch)", len(texts), t, base))
     t, _ = timed(lambda: scorer.classifier.predict_logits(texts))
-    rows.append(rate_row("(3c) of which the classifier's forward pass (torch fp32)", len(texts), t, base))
+    runtime = Settings.load().model.runtime
+    rows.append(rate_row(f"(3c) of which the classifier's forward pass ({runtime})", len(texts), t, base))
     t, _ = timed(lambda: scorer.score_batch(messages, explain="phrases"))
     rows.append(rate_row("(3b) commsrisk Scorer.score_batch (phrases for flags)", len(texts), t, base))
     return rows

@@ -1,4 +1,4 @@
-"""Classifier runtimes side by side: PyTorch, ONNX Runtime fp32 and two ONNX Runtime int8 recipes.
+"""Classifier runtimes side by side: PyTorch fp32 and bf16, ONNX Runtime fp32 and two int8 recipes.
 
     .venv/bin/python benchmarks/runtime.py            # the whole out-of-distribution dev set
     .venv/bin/python benchmarks/runtime.py --n 300    # a quicker look
@@ -9,12 +9,14 @@ only, what `commsrisk score` and `/score` run by default), in one process, one a
 after a warm-up. Reported per runtime: msg/s of the Scorer and of the classifier's forward pass
 alone, the share of (message, risk) decisions that differ from PyTorch fp32, and macro-F1 on the
 dev set. A runtime is adoptable (issue 14) when it changes <= 0.5% of decisions and moves
-macro-F1 by <= 0.005. "onnx-int8" is the product's recipe (model.runtime: onnx-int8, dynamic int8
-weights per channel on every weight MatMul but the feed-forward outputs); "int8, every MatMul" is
+macro-F1 by <= 0.005. "torch bf16" is the default (model.runtime: torch-bf16: PyTorch under
+bfloat16 autocast, for CPUs with bf16 kernels). "onnx-int8" is the product's int8 recipe
+(model.runtime: onnx-int8, dynamic int8 weights per channel on every weight MatMul but the
+feed-forward outputs); "int8, every MatMul" is
 the plain recipe (quantize_dynamic on every MatMul, per channel), shown for the comparison.
 `--model DIR` adds another model (a student from `commsrisk train --encoder-layers N`, or the
-previous default) on torch and on onnx-int8, measured the same way: its decisions against the
-default model's on torch, under the same thresholds policy in force (a different model: a
+previous default) on torch fp32, torch bf16 and onnx-int8, measured the same way: its decisions
+against the default model's on torch, under the same thresholds policy in force (a different model: a
 reference, not a runtime's test) and against its own on torch (the runtime's test).
 Writes benchmarks/results/runtime.json.
 """
@@ -66,7 +68,12 @@ def main() -> None:
                 )
             }
         )
-        for name, runtime in (("torch fp32", "torch"), ("onnx fp32", "onnx"), ("onnx-int8", "onnx-int8"))
+        for name, runtime in (
+            ("torch fp32", "torch"),
+            ("torch bf16", "torch-bf16"),
+            ("onnx fp32", "onnx"),
+            ("onnx-int8", "onnx-int8"),
+        )
     }
     labeled = read_labeled_file(base.tracking.dev_set, limits=base.limits)
     frame = labeled.frame if args.n is None else labeled.frame.sample(n=args.n, random_state=0)
@@ -87,7 +94,7 @@ def main() -> None:
     model_of = dict.fromkeys(scorers, "default")
     for other in args.model:
         layers = json.loads((other / "commsrisk_model.json").read_text(encoding="utf-8")).get("encoder_layers")
-        for runtime in ("torch fp32", "onnx-int8"):
+        for runtime in ("torch fp32", "torch bf16", "onnx-int8"):
             name = f"{other.name} ({layers or 'all'} layers), {runtime}"
             scorers[name] = build_scorer(settings[runtime], classifier_location=str(other), analyzer=analyzer)
             model_of[name] = other.name

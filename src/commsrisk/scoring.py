@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -49,9 +51,14 @@ Two messages equal in these fields get the same scores, decisions and evidence, 
 archive run score repeated messages once (`archives.runner`).
 """
 
+_CLASSIFY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="commsrisk-classify")
+"""Runs a batch's classifier pass while the NLP step parses the same batch: the forward pass
+spends its time in torch or ONNX Runtime kernels that release the GIL, the NLP step in Python, so
+on two cores the two overlap (benchmarks/run.py measures it)."""
+
 WORK_UNIT_CHARS = 20_000
 WORK_UNIT_MESSAGES = 64
-"""The NLP step takes a batch in pieces of about this much text, so a stop check comes often."""
+"""The NLP step and the classifier take a batch in pieces of about this much text, so a stop check comes often."""
 
 
 def _go_on() -> None:
@@ -150,16 +157,17 @@ class Scorer:
         texts = [m.text for m in messages]
         langs = [m.lang for m in messages]
         analyses: list[Any] = []
-        for piece in _pieces(texts, WORK_UNIT_CHARS, WORK_UNIT_MESSAGES):
-            check()
-            analyses.extend(self.analyzer.analyze_batch([texts[i] for i in piece], [langs[i] for i in piece]))
-        step = max(getattr(self.classifier, "batch_size", len(texts)), 1) * 2
-        by_length = np.argsort([len(text) for text in texts], kind="stable")  # pieces pad like one call
-        probabilities = np.zeros((len(texts), len(RISKS)))
-        for start in range(0, len(texts), step):
-            check()
-            idx = by_length[start : start + step]
-            probabilities[idx] = self.classifier.predict_proba([texts[i] for i in idx])
+        abandoned = threading.Event()
+        classified = _CLASSIFY_POOL.submit(self._classify, texts, check, abandoned)
+        try:
+            for piece in _pieces(texts, WORK_UNIT_CHARS, WORK_UNIT_MESSAGES):
+                check()
+                analyses.extend(self.analyzer.analyze_batch([texts[i] for i in piece], [langs[i] for i in piece]))
+        except BaseException:
+            abandoned.set()  # the classifier stops after its current piece: no work outlives the call
+            wait([classified])
+            raise
+        probabilities = classified.result()
         check()
         ngram = self.ngram.predict_proba(texts) if self.ngram is not None else [None] * len(texts)
         evidence = [
@@ -194,6 +202,23 @@ class Scorer:
         flagged = sum(any(r.flags.values()) for r in results)
         logger.info("scored %d messages, %d flagged, model=%s", len(results), flagged, self.model_version)
         return results
+
+    def _classify(self, texts: Sequence[str], check: Callable[[], None], abandoned: threading.Event) -> np.ndarray:
+        """P(risk) per text, in pieces of similar length, between which `check` may stop the work.
+
+        A piece holds at most two forward batches and WORK_UNIT_CHARS of text (long messages are
+        scored as several windows), so a stopped call ends within a fraction of a second.
+        """
+        step = max(getattr(self.classifier, "batch_size", len(texts)), 1) * 2
+        by_length = np.argsort([len(text) for text in texts], kind="stable")  # pieces pad like one call
+        probabilities = np.zeros((len(texts), len(RISKS)))
+        for piece in _pieces([texts[i] for i in by_length], WORK_UNIT_CHARS, step):
+            if abandoned.is_set():
+                break
+            check()
+            idx = by_length[piece]
+            probabilities[idx] = self.classifier.predict_proba([texts[i] for i in idx])
+        return probabilities
 
     def _result(
         self,

@@ -60,21 +60,22 @@ class ModelSettings(BaseModel):
     )
     max_windows: int = Field(8, gt=0, le=256, description="Windows scored per long message at most.")
     batch_size: int = Field(32, gt=0, le=1024, description="Messages per classifier forward pass.")
-    runtime: Literal["torch", "onnx", "onnx-int8"] = Field(
-        "torch",
-        description="Where the classifier's forward pass runs: 'torch'; 'onnx' (ONNX Runtime fp32: the same "
-        "decisions); 'onnx-int8' (int8 weights: 1.6x the Scorer's speed, 0.26% of dev decisions moved, "
-        "benchmarks/runtime.py). Exported once per model into onnx_cache_dir; explanations stay on torch, "
-        "whose model then loads only when phrases are first asked for.",
+    runtime: Literal["torch", "torch-bf16", "onnx", "onnx-int8"] = Field(
+        "torch-bf16",
+        description="Where the classifier's forward pass runs (benchmarks/runtime.py measures each on the dev set): "
+        "'torch-bf16' (PyTorch, matrix products in bfloat16 on a CPU with bf16 kernels, else fp32 with a warning); "
+        "'torch' (fp32); 'onnx' (ONNX Runtime fp32); 'onnx-int8' (int8 weights). ONNX exports are made once per "
+        "model into onnx_cache_dir. Explanations always run on PyTorch fp32.",
     )
     onnx_cache_dir: Path = Field(Path(".commsrisk/onnx"), description="ONNX exports, one folder per model.")
     torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads (None: torch default).")
     onednn_primitive_cache: int | None = Field(
-        0,
+        256,
         ge=0,
         description="oneDNN's cache of compiled kernels per input shape (ONEDNN_PRIMITIVE_CACHE_CAPACITY; an "
-        "environment value wins). 0: none, so a long-running worker's memory stays flat as message lengths vary, "
-        "for a few percent of speed; None: oneDNN's default (1024 shapes, which grew a worker by ~50% in 10 min).",
+        "environment value wins). Batches are padded to a multiple of 8 tokens, so a few hundred shapes cover "
+        "every message length and memory stays bounded; 0: none (bf16 kernels then compile on every pass); "
+        "None: oneDNN's default (1024).",
     )
 
 

@@ -212,5 +212,7 @@ def test_spark_local_scores_the_archive_as_score_archive_does(
     scores = [c for c in local.columns if c.startswith("score_")]
     exact = [c for c in local.columns if c not in scores and c != "evidence"]
     pd.testing.assert_frame_equal(on_spark[exact], local[exact], check_dtype=False, check_categorical=False)
-    pd.testing.assert_frame_equal(on_spark[scores], local[scores], atol=1e-6, rtol=0)
+    # the same decisions; scores within 1e-3: bfloat16 kernels (model.runtime torch-bf16) split the work
+    # differently with one thread per Spark worker than with two, and rounding follows
+    pd.testing.assert_frame_equal(on_spark[scores], local[scores], atol=1e-3, rtol=0)
     pd.testing.assert_frame_equal(_rejected(tmp_path / "spark"), _rejected(archive_run.out), check_dtype=False)

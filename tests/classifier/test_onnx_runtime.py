@@ -52,7 +52,8 @@ def test_onnx_gives_the_torch_scores_and_is_exported_once(
     on_onnx = settings.model_copy(
         update={"model": settings.model.model_copy(update={"runtime": "onnx", "onnx_cache_dir": cache})}
     )
-    scorers = [build_scorer(s, analyzer=text_analyzer) for s in (settings, on_onnx)]
+    on_torch = settings.model_copy(update={"model": settings.model.model_copy(update={"runtime": "torch"})})
+    scorers = [build_scorer(s, analyzer=text_analyzer) for s in (on_torch, on_onnx)]
     messages = [Message(text=t) for t in TEXTS]
     by_torch, by_onnx = (scorer.score_batch(messages, explain="signals") for scorer in scorers)
     for a, b in zip(by_torch, by_onnx, strict=True):

@@ -38,6 +38,8 @@ class CharNgramClassifier:
         self.intercept = intercept.astype(np.float32)
         self.c = c
         self._vectorizer = _vectorizer()
+        self._coef_t = np.ascontiguousarray(self.coef.T)
+        """(features, risks) in memory order: scipy would copy the transpose on every product."""
 
     def _features(self, texts: Sequence[str]):  # type: ignore[no-untyped-def]
         counts = self._vectorizer.transform(list(texts))
@@ -57,13 +59,13 @@ class CharNgramClassifier:
             lr.fit(features, labels[:, j])
             model.coef[j] = lr.coef_[0]
             model.intercept[j] = lr.intercept_[0]
-        return model
+        return cls(model.idf, model.coef, model.intercept, c)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """Shape (len(texts), risks)."""
         if not texts:
             return np.zeros((0, len(self.intercept)))
-        logits = np.asarray(self._features(texts) @ self.coef.T) + self.intercept
+        logits = np.asarray(self._features(texts) @ self._coef_t) + self.intercept
         return 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))
 
     def save(self, directory: Path) -> Path:
