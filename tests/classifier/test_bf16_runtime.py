@@ -14,14 +14,9 @@ from commsrisk.explain import phrase_attributions
 from commsrisk.schema import Message
 from commsrisk.settings import ModelSettings, Settings
 
+from .test_onnx_runtime import TEXTS  # short and long, four languages: the same texts as the ONNX runtime
+
 REPO = Path(__file__).resolve().parents[2]
-TEXTS = [
-    "Let's take this to my personal WhatsApp, delete the thread after",
-    "请把客户名单发到我的私人邮箱",
-    "Kannst du mir die Kundenliste privat schicken?",
-    "ok",
-    "The offsite agenda is in the shared drive, please add your topics. " * 30 + "Text me on Signal instead.",
-]
 
 needs_bf16 = pytest.mark.skipif(
     not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no bfloat16 kernels"
@@ -73,3 +68,35 @@ def test_the_scorer_on_bf16_flags_as_on_fp32(settings: Settings, text_analyzer) 
     assert any(by_bf16[0].flags.values())
     for a, b in zip(by_fp32, by_bf16, strict=True):
         assert all(abs(a.risks[r].score - b.risks[r].score) < 0.03 for r in a.risks)
+
+
+def test_batches_share_one_padded_length_and_cover_every_item() -> None:
+    from commsrisk.classifier.model import PAD_TO_MULTIPLE, _length_batches
+
+    lengths = [3, 17, 9, 16, 8, 40, 1, 24, 23, 9, 10, 128, 5] * 5
+    batches = [list(b) for b in _length_batches(lengths, batch_size=4)]
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        assert 1 <= len(batch) <= 4
+        assert len({-(-lengths[i] // PAD_TO_MULTIPLE) for i in batch}) == 1
+
+
+@needs_bf16
+def test_a_message_gets_the_same_score_alone_and_in_any_batch(base_model_dir: Path) -> None:
+    """In bf16 the padding batch neighbours forced moved a score by up to 0.01; now each message pads alike."""
+    bf16 = load_classifier(str(REPO / "models/default"), base_model=str(base_model_dir), runtime="torch-bf16")
+    texts = [
+        "send me the client list on WhatsApp",
+        "wire the fee to my cousin's account",
+        "lunch at noon?",
+        "delete this chat after reading",
+        "call me on my personal cell, not the desk line",
+        "the earnings number is not public yet, buy before Thursday",
+        "Kannst du mir die Kundenliste privat schicken? " * 6,
+        "请把客户名单发到我的私人邮箱，不要用公司邮箱",
+    ] * 3
+    together = bf16.predict_proba(texts)
+    alone = np.vstack([bf16.predict_proba([t]) for t in texts])
+    in_threes = np.vstack([bf16.predict_proba(texts[i : i + 3]) for i in range(0, len(texts), 3)])
+    np.testing.assert_allclose(together, alone, atol=1e-3, rtol=0)
+    np.testing.assert_allclose(in_threes, alone, atol=1e-3, rtol=0)
