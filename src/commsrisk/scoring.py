@@ -165,7 +165,8 @@ class Scorer:
                 analyses.extend(self.analyzer.analyze_batch([texts[i] for i in piece], [langs[i] for i in piece]))
         except BaseException:
             abandoned.set()  # the classifier stops after its current piece: no work outlives the call
-            wait([classified])
+            if not classified.cancel():  # not yet started: nothing to wait for
+                wait([classified])
             raise
         probabilities = classified.result()
         check()
