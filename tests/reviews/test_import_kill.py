@@ -58,7 +58,11 @@ class ImportRun:
                 self.storing.set()
 
     def finish(self, timeout: float = 60) -> tuple[int, str]:
-        stdout, _ = self.proc.communicate(timeout=timeout)
+        # stdout only: stderr is the reader thread's alone (communicate() would read it too and
+        # could take the "storing" line first, leaving storing_at at 0)
+        self.proc.wait(timeout=timeout)
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout.read()
         self._reader.join(timeout=5)
         return self.proc.returncode, stdout
 
@@ -81,6 +85,7 @@ def test_a_killed_import_stores_all_or_nothing_and_a_rerun_stores_the_file_once(
     ended = time.monotonic()
     assert code == 0, "".join(full.stderr)[-2000:]
     assert json.loads(stdout)["accepted"] == ROWS
+    assert full.storing.is_set(), "the import never said it was storing"
     run_s, write_s = ended - full.started, ended - full.storing_at
 
     seed = int(time.time())
