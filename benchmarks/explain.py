@@ -1,4 +1,4 @@
-"""Phrase explanations: what they cost the Scorer, and whether padded batches would make them cheaper.
+"""Phrase explanations: what they cost the Scorer, and how well each method finds what the model reads.
 
     .venv/bin/python benchmarks/explain.py            # the whole out-of-distribution dev set
     .venv/bin/python benchmarks/explain.py --n 300    # a quicker look
@@ -6,13 +6,15 @@
 In one process, on the dev set (data/eval/ood_dev/dev.jsonl) with the default model:
 - the Scorer with signals only, and with phrases for flagged risks (msg/s; issue 14 asks for
   phrases at >= 0.5x of signals only);
-- the explain step alone on the flagged (message, risk) asks: the product's method (gradient x
-  input, one message per forward and backward pass, `commsrisk.explain.phrase_attributions`)
-  against the same method on padded batches of 2 to 16 messages (one forward pass per batch, one
-  backward pass per risk flagged in it; written here, since it is only an alternative), with their
-  agreement: the share of flagged risks with the same phrase spans, the largest weight difference;
-- the same method under bfloat16 autocast (the products of the forward and backward passes in
-  bf16, as `model.runtime: torch-bf16` scores), against fp32, for the same agreement.
+- the explain step alone on the flagged (message, risk) asks, by each method: token shares (the
+  product's, for a mean-pooling model: one forward pass per batch, `commsrisk.explain.explain_batch`)
+  and gradient x input (one forward and one backward pass per risk, one message at a time, the
+  method before it and the one any other model gets), with their agreement (the share of flagged
+  risks with the same phrase spans);
+- faithfulness (the deletion test of the ERASER benchmark, "comprehensiveness"): how far a flagged
+  risk's logit falls when the tokens of the top phrase (or top 3) a method found are left out of
+  the message, against a random 5-token phrase. The larger the fall, the more the phrase shown to
+  a reviewer is what the model actually read.
 Writes benchmarks/results/explain.json.
 """
 
@@ -20,45 +22,51 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-BATCH_SIZES = (2, 4, 8, 16)
 
 
-def batched_phrases(classifier: Any, asks: Sequence[tuple[str, Sequence[str]]], size: int) -> list[dict[str, Any]]:
-    """Gradient x input phrases of many (text, risks) asks in padded batches of `size`, in input order.
-
-    A message's logits depend only on its own tokens (the attention mask keeps padding out), so
-    the gradient of a batch's summed logit for a risk is every message's own gradient.
-    """
+def logit_drop(classifier: Any, text: str, risk: str, spans: Sequence[Any]) -> float:
+    """How far `risk`'s logit falls when the tokens inside `spans` are left out of `text`."""
     import torch
 
-    from commsrisk.explain import _top_phrases
     from commsrisk.schema import RISKS
 
+    encoded = classifier.encode([text], offsets=True)
+    offsets = encoded.pop("offset_mapping")[0]
+    keep = [i for i, (s, e) in enumerate(offsets) if e <= s or not any(s < p.end and p.start < e for p in spans)]
+    cut = encoded["input_ids"][:, keep]
     model = classifier.pytorch()
-    out: list[dict[str, Any]] = [{} for _ in asks]
-    order = sorted(range(len(asks)), key=lambda i: len(asks[i][0]))
-    for start in range(0, len(order), size):
-        chunk = order[start : start + size]
-        encoded = classifier.encode([asks[i][0] for i in chunk], offsets=True)
-        offsets = [[list(span) for span in row] for row in encoded.pop("offset_mapping")]
-        embeddings = model.get_input_embeddings()(encoded["input_ids"]).detach().requires_grad_(True)
-        risks = [risk for risk in RISKS if any(risk in asks[i][1] for i in chunk)]
-        with torch.enable_grad():
-            logits = model(inputs_embeds=embeddings, attention_mask=encoded["attention_mask"]).logits
-            for n, risk in enumerate(risks):
-                total = logits[:, RISKS.index(risk)].sum()
-                (grad,) = torch.autograd.grad(total, embeddings, retain_graph=n < len(risks) - 1)
-                scores = (grad * embeddings).sum(-1).detach()
-                for b, i in enumerate(chunk):
-                    if risk in asks[i][1]:
-                        out[i][risk] = _top_phrases(asks[i][0], offsets[b], scores[b].tolist())
-    return out
+    with torch.inference_mode():
+        full = model(**encoded).logits[0, RISKS.index(risk)]
+        rest = model(input_ids=cut, attention_mask=torch.ones_like(cut)).logits[0, RISKS.index(risk)]
+    return float(full - rest)
+
+
+def random_phrase(classifier: Any, text: str, rng: random.Random) -> list[Any]:
+    """A phrase of 5 consecutive tokens at a random place: the floor a method must beat."""
+    from commsrisk.schema import EvidenceSpan
+
+    real = [span for span in classifier.encode([text], offsets=True)["offset_mapping"][0] if span[1] > span[0]]
+    if not real:
+        return []
+    i = rng.randrange(len(real))
+    window = real[max(0, i - 2) : i + 3]
+    return [EvidenceSpan(start=window[0][0], end=window[-1][1], kind="phrase", weight=0.0)]
+
+
+def mean_drop(classifier: Any, asks: Sequence[Any], found: Sequence[dict[str, Any]], top: int) -> float:
+    drops = [
+        logit_drop(classifier, text, risk, f[risk][:top])
+        for f, (text, risks) in zip(found, asks, strict=True)
+        for risk in risks
+    ]
+    return sum(drops) / max(len(drops), 1)
 
 
 def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -83,7 +91,7 @@ def main() -> None:
 
     import torch
 
-    from commsrisk.explain import phrase_attributions
+    from commsrisk.explain import explain_batch, gradient_phrases
     from commsrisk.scoring import build_scorer
     from commsrisk.settings import Settings
     from commsrisk.training.data import read_labeled_file
@@ -105,8 +113,12 @@ def main() -> None:
     ]
     asks = [ask for ask in flagged if ask[1]]
     classifier = scorer.classifier
-    t_single, single = timed(lambda: [phrase_attributions(classifier, text, risks) for text, risks in asks])  # type: ignore[arg-type]
+    t_shares, shares = timed(lambda: explain_batch(classifier, asks))  # type: ignore[arg-type]
+    t_gradient, gradient = timed(lambda: [gradient_phrases(classifier, text, risks) for text, risks in asks])  # type: ignore[arg-type]
     n = len(messages)
+    same, _ = agreement(shares, gradient, asks)
+    rng = random.Random(0)
+    randomly = [{risk: random_phrase(classifier, text, rng) for risk in risks} for text, risks in asks]
     report: dict[str, Any] = {
         "messages": n,
         "flagged_messages": len(asks),
@@ -115,49 +127,29 @@ def main() -> None:
         "scorer_signals_msg_s": round(n / t_signals, 1),
         "scorer_phrases_msg_s": round(n / t_phrases, 1),
         "phrases_vs_signals": round(t_signals / t_phrases, 3),
-        "explain_one_message_per_pass_msg_s": round(len(asks) / t_single, 1),
-        "batched": [],
+        "methods": {
+            "token shares": {"flagged_msg_s": round(len(asks) / t_shares, 1)},
+            "gradient x input": {"flagged_msg_s": round(len(asks) / t_gradient, 1)},
+        },
+        "same_spans_share": round(same, 4),
+        "random 5-token phrase": {"logit_drop_top1": round(mean_drop(classifier, asks, randomly, 1), 3)},
     }
+    for name, found in (("token shares", shares), ("gradient x input", gradient)):
+        for top in (1, 3):
+            report["methods"][name][f"logit_drop_top{top}"] = round(mean_drop(classifier, asks, found, top), 3)
     print(f"{n} dev messages, {len(asks)} flagged ({report['flagged_risks']} flagged risks), {args.threads} threads")
     print(f"Scorer, signals only:        {report['scorer_signals_msg_s']:>7} msg/s")
     print(
         f"Scorer, phrases for flags:   {report['scorer_phrases_msg_s']:>7} msg/s "
         f"({report['phrases_vs_signals']}x of signals only; target >= 0.5x)"
     )
-    print(f"explain, one message a pass: {report['explain_one_message_per_pass_msg_s']:>7} flagged messages/s")
-    for size in BATCH_SIZES:
-        t_batched, batched = timed(lambda size=size: batched_phrases(classifier, asks, size))
-        same, diff = agreement(single, batched, asks)
-        row = {
-            "batch": size,
-            "msg_s": round(len(asks) / t_batched, 1),
-            "vs_one_per_pass": round(t_single / t_batched, 2),
-            "same_spans_share": round(same, 4),
-            "max_weight_difference": round(diff, 4),
-        }
-        report["batched"].append(row)
+    for name, row in report["methods"].items():
         print(
-            f"explain, batches of {size:>2}:     {row['msg_s']:>7} flagged messages/s ({row['vs_one_per_pass']}x); "
-            f"same spans for {same:.2%} of flagged risks, largest weight difference {row['max_weight_difference']}"
+            f"explain by {name:<17} {row['flagged_msg_s']:>7} flagged messages/s; deleting its top phrase lowers "
+            f"the logit by {row['logit_drop_top1']}, its top 3 by {row['logit_drop_top3']}"
         )
-
-    def in_bf16() -> list[dict[str, Any]]:
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            return [phrase_attributions(classifier, text, risks) for text, risks in asks]  # type: ignore[arg-type]
-
-    in_bf16()  # warm-up: bf16 kernels
-    t_bf16, bf16 = timed(in_bf16)
-    same, diff = agreement(single, bf16, asks)
-    report["bf16_autocast"] = {
-        "msg_s": round(len(asks) / t_bf16, 1),
-        "vs_fp32": round(t_single / t_bf16, 2),
-        "same_spans_share": round(same, 4),
-        "max_weight_difference": round(diff, 4),
-    }
-    print(
-        f"explain under bf16 autocast:  {report['bf16_autocast']['msg_s']:>7} flagged messages/s "
-        f"({report['bf16_autocast']['vs_fp32']}x); same spans for {same:.2%} of flagged risks"
-    )
+    print(f"deleting a random 5-token phrase lowers it by {report['random 5-token phrase']['logit_drop_top1']}")
+    print(f"the two methods give the same spans for {same:.2%} of flagged risks")
     out = REPO / "benchmarks" / "results" / "explain.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"written to {out.relative_to(REPO)}")

@@ -23,7 +23,7 @@ from commsrisk.classifier.model import load_classifier
 from commsrisk.classifier.ngram import CharNgramClassifier
 from commsrisk.combiner import RiskCombiner
 from commsrisk.errors import ModelNotAvailableError
-from commsrisk.explain import phrase_attributions
+from commsrisk.explain import explain_batch
 from commsrisk.ingest.messages import MessageLine
 from commsrisk.schema import (
     RISKS,
@@ -39,7 +39,7 @@ from commsrisk.schema import (
 )
 from commsrisk.settings import Settings
 from commsrisk.signals import Evidence, pii_group
-from commsrisk.thresholds.policy import ThresholdPolicy, decide, model_mismatch
+from commsrisk.thresholds.policy import Decision, ThresholdPolicy, decide, model_mismatch
 
 logger = logging.getLogger(__name__)
 
@@ -98,8 +98,8 @@ class ProbabilityModel(Protocol):
 
 
 PolicySource = Callable[[], ThresholdPolicy]
-PhraseExplainer = Callable[[str, Sequence[str]], dict[str, list[EvidenceSpan]]]
-"""The explain step: (text, flagged risks) -> the phrases behind each risk's score."""
+PhraseExplainer = Callable[[Sequence[tuple[str, Sequence[str]]]], list[dict[str, list[EvidenceSpan]]]]
+"""The explain step: (text, flagged risks) asks -> the phrases behind each risk's score, per ask."""
 
 
 def mask_value(value: str) -> str:
@@ -146,9 +146,9 @@ class Scorer:
         """Score messages in bulk: one spaCy pipe, batched Presidio, padded classifier batches.
 
         `explain` ('signals' or 'phrases', default the Scorer's own) decides whether flagged risks
-        also get the phrases behind them, which costs a backward pass per flagged message.
+        also get the phrases behind them (explain.explain_batch: a forward pass per batch of flagged messages).
         `stop`, when given, is called between pieces of work (about WORK_UNIT_CHARS of text through
-        the NLP step, a classifier batch, each phrase explanation) and raises to abandon the batch:
+        the NLP step, a classifier batch, a batch of phrase explanations) and raises to abandon the batch:
         the service's deadline and client disconnects end work nobody waits for.
         """
         if not messages:
@@ -189,19 +189,31 @@ class Scorer:
         if mismatch and (policy.version, policy.tuned_for) not in self._warned:
             self._warned.add((policy.version, policy.tuned_for))
             logger.warning("%s", mismatch)
-        phrases = (explain or self.explain) == "phrases"
-        results = []
-        for i, (m, a) in enumerate(zip(messages, analyses, strict=True)):
-            if phrases:
-                check()
-            results.append(
-                self._result(m, a, scores[i], contributions[i], features[i], baseline, policy, show_values, phrases)
+        score_maps = [{risk: float(row[j]) for j, risk in enumerate(RISKS)} for row in scores]
+        decisions = [decide(policy, m.business_unit, s) for m, s in zip(messages, score_maps, strict=True)]
+        flagged = [[risk for risk in RISKS if d.flags[risk]] for d in decisions]
+        phrases = self._phrases(texts, flagged, check) if (explain or self.explain) == "phrases" else {}
+        results = [
+            self._result(
+                m,
+                a,
+                score_maps[i],
+                decisions[i],
+                contributions[i],
+                features[i],
+                baseline,
+                policy,
+                show_values,
+                phrases.get(i, {}),
             )
+            for i, (m, a) in enumerate(zip(messages, analyses, strict=True))
+        ]
         if mismatch:
             for result in results:
                 result.warnings.append(mismatch)
-        flagged = sum(any(r.flags.values()) for r in results)
-        logger.info("scored %d messages, %d flagged, model=%s", len(results), flagged, self.model_version)
+        logger.info(
+            "scored %d messages, %d flagged, model=%s", len(results), sum(map(bool, flagged)), self.model_version
+        )
         return results
 
     def _classify(self, texts: Sequence[str], check: Callable[[], None], abandoned: threading.Event) -> np.ndarray:
@@ -221,22 +233,37 @@ class Scorer:
             probabilities[idx] = self.classifier.predict_proba([texts[i] for i in idx])
         return probabilities
 
+    def _phrases(
+        self, texts: Sequence[str], flagged: Sequence[Sequence[str]], check: Callable[[], None]
+    ) -> dict[int, dict[str, list[EvidenceSpan]]]:
+        """The phrases behind each flagged message's flagged risks, by message index.
+
+        Explained in pieces of the classifier's batch size, with a stop check before each.
+        """
+        if self.explainer is None:
+            return {}
+        asked = [i for i, risks in enumerate(flagged) if risks]
+        step = max(getattr(self.classifier, "batch_size", len(asked)), 1)
+        out: dict[int, dict[str, list[EvidenceSpan]]] = {}
+        for piece in _pieces([texts[i] for i in asked], WORK_UNIT_CHARS, step):
+            check()
+            idx = [asked[k] for k in piece]
+            out.update(zip(idx, self.explainer([(texts[i], flagged[i]) for i in idx]), strict=True))
+        return out
+
     def _result(
         self,
         message: Message,
         analysis: Any,
-        scores: np.ndarray,
+        score_map: dict[str, float],
+        decision: Decision,
         contributions: np.ndarray,
         features: np.ndarray,
         baseline: np.ndarray,
         policy: ThresholdPolicy,
         show_values: bool,
-        explain_phrases: bool,
+        phrases: dict[str, list[EvidenceSpan]],
     ) -> ScoreResult:
-        score_map = {risk: float(scores[j]) for j, risk in enumerate(RISKS)}
-        decision = decide(policy, message.business_unit, score_map)
-        flagged = [risk for risk in RISKS if decision.flags[risk]]
-        phrases = self.explainer(message.text, flagged) if explain_phrases and self.explainer and flagged else {}
         pii = [self._pii(f, message.text, show_values) for f in analysis.pii]
         risks = {}
         for j, risk in enumerate(RISKS):
@@ -409,6 +436,6 @@ def build_scorer(
         combiner=combiner,
         policy=policy,
         model_version=classifier.version,
-        explainer=partial(phrase_attributions, classifier),
+        explainer=partial(explain_batch, classifier),
         ngram=ngram,
     )

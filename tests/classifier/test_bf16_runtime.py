@@ -71,10 +71,10 @@ def test_the_scorer_on_bf16_flags_as_on_fp32(settings: Settings, text_analyzer) 
 
 
 def test_batches_share_one_padded_length_and_cover_every_item() -> None:
-    from commsrisk.classifier.model import PAD_TO_MULTIPLE, _length_batches
+    from commsrisk.classifier.model import PAD_TO_MULTIPLE, length_batches
 
     lengths = [3, 17, 9, 16, 8, 40, 1, 24, 23, 9, 10, 128, 5] * 5
-    batches = [list(b) for b in _length_batches(lengths, batch_size=4)]
+    batches = [list(b) for b in length_batches(lengths, batch_size=4)]
     assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
     for batch in batches:
         assert 1 <= len(batch) <= 4

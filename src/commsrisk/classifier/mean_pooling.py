@@ -66,6 +66,19 @@ class MeanPoolingClassifier(torch.nn.Module):
         mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
         return torch.nn.functional.normalize(mean, dim=-1)
 
+    def token_shares(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Each token's exact share of each risk's logit, shape (batch, tokens, len(RISKS)).
+
+        The logit is w . mean(h) / |mean(h)| + b, a sum over tokens of w . h_t / (n |mean(h)|):
+        one forward pass splits it without a backward pass, and a message's shares add up to its
+        logit minus the bias. Padding tokens get 0.
+        """
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        count = mask.sum(dim=1).clamp(min=1.0)  # (batch, 1)
+        norm = ((hidden * mask).sum(dim=1) / count).norm(dim=-1, keepdim=True).clamp(min=1e-12)  # as F.normalize
+        return (hidden * mask) @ self.head.weight.T / (count * norm).unsqueeze(-1)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,

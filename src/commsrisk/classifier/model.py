@@ -136,7 +136,7 @@ class RiskClassifier:
         owner_of = np.asarray(owners)
         model = self.pytorch() if self.runtime is None else None
         with torch.inference_mode():
-            for idx in _length_batches([len(item) for item in items], self.batch_size):
+            for idx in length_batches([len(item) for item in items], self.batch_size):
                 batch = self.tokenizer.pad(
                     {"input_ids": [items[i] for i in idx]}, return_tensors="pt", pad_to_multiple_of=PAD_TO_MULTIPLE
                 )
@@ -153,7 +153,7 @@ class RiskClassifier:
         return 1.0 / (1.0 + np.exp(-self.predict_logits(texts)))
 
 
-def _length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
+def length_batches(lengths: Sequence[int], batch_size: int) -> Iterator[np.ndarray]:
     """Indices in batches of at most `batch_size` whose lengths pad to the same multiple of PAD_TO_MULTIPLE.
 
     Every item is then padded to a length fixed by its own, whatever else is scored with it: in
