@@ -31,23 +31,6 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def logit_drop(classifier: Any, text: str, risk: str, spans: Sequence[Any]) -> float:
-    """How far `risk`'s logit falls when the tokens inside `spans` are left out of `text`."""
-    import torch
-
-    from commsrisk.schema import RISKS
-
-    encoded = classifier.encode([text], offsets=True)
-    offsets = encoded.pop("offset_mapping")[0]
-    keep = [i for i, (s, e) in enumerate(offsets) if e <= s or not any(s < p.end and p.start < e for p in spans)]
-    cut = encoded["input_ids"][:, keep]
-    model = classifier.pytorch()
-    with torch.inference_mode():
-        full = model(**encoded).logits[0, RISKS.index(risk)]
-        rest = model(input_ids=cut, attention_mask=torch.ones_like(cut)).logits[0, RISKS.index(risk)]
-    return float(full - rest)
-
-
 def random_phrase(classifier: Any, text: str, rng: random.Random) -> list[Any]:
     """A phrase of 5 consecutive tokens at a random place: the floor a method must beat."""
     from commsrisk.schema import EvidenceSpan
@@ -61,6 +44,8 @@ def random_phrase(classifier: Any, text: str, rng: random.Random) -> list[Any]:
 
 
 def mean_drop(classifier: Any, asks: Sequence[Any], found: Sequence[dict[str, Any]], top: int) -> float:
+    from commsrisk.explain import logit_drop
+
     drops = [
         logit_drop(classifier, text, risk, f[risk][:top])
         for f, (text, risks) in zip(found, asks, strict=True)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from commsrisk.classifier.model import RiskClassifier, load_classifier, load_encoder_for_classification
-from commsrisk.explain import explain_batch, gradient_phrases, phrase_attributions
+from commsrisk.explain import explain_batch, gradient_phrases, logit_drop, phrase_attributions
 from commsrisk.schema import RISKS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,8 +55,8 @@ def test_deleting_the_top_phrase_lowers_the_logit_more_than_gradient_x_inputs(cl
         by_shares = phrase_attributions(classifier, text, risks)
         by_gradient = gradient_phrases(classifier, text, risks)
         for risk in risks:
-            shares.append(_logit_drop(classifier, text, risk, by_shares[risk][0]))
-            gradients.append(_logit_drop(classifier, text, risk, by_gradient[risk][0]))
+            shares.append(logit_drop(classifier, text, risk, by_shares[risk][:1]))
+            gradients.append(logit_drop(classifier, text, risk, by_gradient[risk][:1]))
     assert min(shares) > 0
     assert sum(shares) > sum(gradients)
 
@@ -67,16 +67,3 @@ def test_a_model_without_token_shares_is_explained_by_its_gradients(base_model_d
     assert not hasattr(model, "token_shares")
     text, risks = ASKS[1]
     assert explain_batch(classifier, [(text, risks)]) == [gradient_phrases(classifier, text, risks)]
-
-
-def _logit_drop(classifier: RiskClassifier, text: str, risk: str, span) -> float:  # type: ignore[no-untyped-def]
-    """How far `risk`'s logit falls when the tokens inside `span` are left out of the text."""
-    encoded = classifier.encode([text], offsets=True)
-    offsets = encoded.pop("offset_mapping")[0]
-    keep = [i for i, (s, e) in enumerate(offsets) if e <= s or not (s < span.end and span.start < e)]
-    cut = encoded["input_ids"][:, keep]
-    model = classifier.pytorch()
-    with torch.inference_mode():
-        full = model(**encoded).logits[0, RISKS.index(risk)]
-        rest = model(input_ids=cut, attention_mask=torch.ones_like(cut)).logits[0, RISKS.index(risk)]
-    return float(full - rest)

@@ -93,6 +93,23 @@ def gradient_phrases(classifier: RiskClassifier, text: str, risks: Sequence[str]
     return out
 
 
+def logit_drop(classifier: RiskClassifier, text: str, risk: str, spans: Sequence[EvidenceSpan]) -> float:
+    """How far `risk`'s logit falls when the tokens inside `spans` are left out of `text`.
+
+    The deletion test ("comprehensiveness", ERASER): a phrase that explains a score should be one
+    the score needs. benchmarks/explain.py measures each method with it.
+    """
+    encoded = classifier.encode([text], offsets=True)
+    offsets = encoded.pop("offset_mapping")[0]
+    keep = [i for i, (s, e) in enumerate(offsets) if e <= s or not any(s < p.end and p.start < e for p in spans)]
+    cut = encoded["input_ids"][:, keep]
+    model = classifier.pytorch()
+    with torch.inference_mode():
+        full = model(**encoded).logits[0, RISKS.index(risk)]
+        rest = model(input_ids=cut, attention_mask=torch.ones_like(cut)).logits[0, RISKS.index(risk)]
+    return float(full - rest)
+
+
 def _top_phrases(text: str, offsets: list[list[int]], scores: list[float]) -> list[EvidenceSpan]:
     """Greedy: take the highest-scoring token, widen it to a phrase, repeat without overlap."""
     real = [i for i, (start, end) in enumerate(offsets) if end > start]
