@@ -226,7 +226,7 @@ metrics and docs when they are closed (admin), and see raw PII values (pii:revea
 
 Explain = Literal["signals", "phrases"]
 """How much explanation a result carries: the signals behind each score (cheap, always), or also
-the phrases of the text behind each flagged risk (a backward pass per flagged message)."""
+the phrases of the text behind each flagged risk (one more forward pass per batch of flagged messages)."""
 
 
 class Signal(BaseModel):

@@ -185,8 +185,8 @@ class ServiceSettings(BaseModel):
 
     explain: Explain = Field(
         "signals",
-        description="Explanation when a request does not ask: 'signals' (cheap) or 'phrases' (adds a backward "
-        "pass per flagged message).",
+        description="Explanation when a request does not ask: 'signals' (cheap) or 'phrases' (adds a forward "
+        "pass per batch of flagged messages).",
     )
     request_deadline_s: float = Field(
         30.0,

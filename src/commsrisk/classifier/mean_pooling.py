@@ -47,7 +47,7 @@ class MeanPoolingClassifier(torch.nn.Module):
         self.config = encoder.config
 
     def get_input_embeddings(self) -> torch.nn.Module:
-        """The token embedding table (explanations take gradients at its output)."""
+        """The token embedding table (gradient x input explanations start at its output)."""
         return self.encoder.get_input_embeddings()
 
     def pooled(

@@ -74,7 +74,7 @@ class RiskClassifier:
     max_windows: int = 8
     runtime: Callable[[torch.Tensor, torch.Tensor], np.ndarray] | None = None
     """The forward pass on another runtime (ONNX Runtime: onnx_runtime.py); None: the PyTorch model.
-    Explanations always use the PyTorch model (they need gradients)."""
+    Explanations always use the PyTorch model (its token shares or its gradients, in fp32)."""
     load_model: Callable[[], torch.nn.Module] | None = field(default=None, repr=False, compare=False)
     """Loads the PyTorch model when `model` is None (explanations on another runtime)."""
     _load_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -85,8 +85,8 @@ class RiskClassifier:
     def pytorch(self) -> torch.nn.Module:
         """The PyTorch model, loaded on first use when another runtime does the forward pass.
 
-        Explanations need gradients, so they always run here; a service on ONNX Runtime that is
-        never asked for phrases never holds this second copy of the weights.
+        Explanations need the model's token shares or gradients, so they always run here; a service
+        on ONNX Runtime that is never asked for phrases never holds this second copy of the weights.
         """
         with self._load_lock:
             if self.model is None:
@@ -317,7 +317,7 @@ def bf16_runtime(model: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor
 
     On a CPU with native bf16 (AVX512-BF16 or AMX, which oneDNN uses) the products run several
     times faster than in fp32 (`load_classifier` falls back to fp32 on a CPU without bf16
-    kernels). Explanations keep the fp32 model (gradients), so only scores move:
+    kernels). Explanations keep the fp32 model, so only scores move:
     benchmarks/runtime.py measures how many decisions.
     """
 

@@ -3,7 +3,7 @@
 The model (encoder with its delta merged, mean pooling, head) is exported once with
 `torch.onnx.export` into a cache folder keyed by what the model is (its files and its base
 encoder), and loaded from there on later starts. Only the forward pass moves: tokenizing and token
-windows stay as they are, and explanations (which need gradients) load the PyTorch model when
+windows stay as they are, and explanations (token shares or gradients) load the PyTorch model when
 first asked for (`RiskClassifier.pytorch`).
 
 `int8=True` adds dynamic int8 weights (onnxruntime.quantization) on every weight MatMul but the

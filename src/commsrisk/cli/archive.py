@@ -41,7 +41,8 @@ def score_archive_command(
         int | None, typer.Option(min=1, help="Records per chunk (each chunk is written and checkpointed).")
     ] = None,
     explain: Annotated[
-        Explain, typer.Option(help="'signals' (fast), or 'phrases' too for flagged risks (a backward pass each).")
+        Explain,
+        typer.Option(help="'signals' (fast), or 'phrases' too for flagged risks (a forward pass per batch of them)."),
     ] = "signals",
     include_text: Annotated[
         bool, typer.Option(help="Write each message's text in the results (off: ids only).")
