@@ -46,6 +46,7 @@ def test_a_message_gets_the_same_phrases_alone_and_in_any_batch(classifier: Risk
     for (text, _), p in zip(ASKS, together, strict=True):
         for spans in p.values():
             assert all(0 <= s.start < s.end <= len(text) and s.weight > 0 and s.kind == "phrase" for s in spans)
+            assert [s.weight for s in spans] == sorted((s.weight for s in spans), reverse=True)  # heaviest first
 
 
 def test_deleting_the_top_phrase_lowers_the_logit_more_than_gradient_x_inputs(classifier: RiskClassifier) -> None:

@@ -111,7 +111,10 @@ def logit_drop(classifier: RiskClassifier, text: str, risk: str, spans: Sequence
 
 
 def _top_phrases(text: str, offsets: list[list[int]], scores: list[float]) -> list[EvidenceSpan]:
-    """Greedy: take the highest-scoring token, widen it to a phrase, repeat without overlap."""
+    """Greedy: take the highest-scoring token, widen it to a phrase, repeat without overlap.
+
+    The phrases come back heaviest first, the order a reviewer reads them in.
+    """
     real = [i for i, (start, end) in enumerate(offsets) if end > start]
     taken: set[int] = set()
     spans: list[EvidenceSpan] = []
@@ -128,4 +131,4 @@ def _top_phrases(text: str, offsets: list[list[int]], scores: list[float]) -> li
             start += 1
         weight = sum(max(scores[k], 0.0) for k in window)
         spans.append(EvidenceSpan(start=start, end=end, kind="phrase", weight=round(weight, 4)))
-    return spans
+    return sorted(spans, key=lambda span: span.weight, reverse=True)
