@@ -11,6 +11,7 @@ import os
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from itertools import islice
@@ -52,9 +53,9 @@ archive run score repeated messages once (`archives.runner`).
 """
 
 _CLASSIFY_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="commsrisk-classify")
-"""Runs a batch's classifier pass while the NLP step parses the same batch: the forward pass
-spends its time in torch or ONNX Runtime kernels that release the GIL, the NLP step in Python, so
-on two cores the two overlap (benchmarks/run.py measures it)."""
+"""Runs a batch's classifier pass while the NLP step parses the same batch. The forward pass runs
+in a worker process by default (model.worker_process), so the two overlap on two cores; in this
+process they would mostly take turns on the GIL (benchmarks/run.py measures both)."""
 
 WORK_UNIT_CHARS = 20_000
 WORK_UNIT_MESSAGES = 64
@@ -159,10 +160,12 @@ class Scorer:
         analyses: list[Any] = []
         abandoned = threading.Event()
         classified = _CLASSIFY_POOL.submit(self._classify, texts, check, abandoned)
+        sharing = getattr(self.classifier, "sharing_cores", nullcontext)
         try:
-            for piece in _pieces(texts, WORK_UNIT_CHARS, WORK_UNIT_MESSAGES):
-                check()
-                analyses.extend(self.analyzer.analyze_batch([texts[i] for i in piece], [langs[i] for i in piece]))
+            with sharing():
+                for piece in _pieces(texts, WORK_UNIT_CHARS, WORK_UNIT_MESSAGES):
+                    check()
+                    analyses.extend(self.analyzer.analyze_batch([texts[i] for i in piece], [langs[i] for i in piece]))
         except BaseException:
             abandoned.set()  # the classifier stops after its current piece: no work outlives the call
             if not classified.cancel():  # not yet started: nothing to wait for
@@ -417,6 +420,7 @@ def build_scorer(
         runtime=settings.model.runtime,
         onnx_cache_dir=settings.model.onnx_cache_dir,
         threads=settings.model.torch_threads,
+        worker_process=settings.model.worker_process,
     )
     if classifier.local_dir is None:
         raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")

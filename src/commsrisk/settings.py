@@ -69,6 +69,12 @@ class ModelSettings(BaseModel):
     )
     onnx_cache_dir: Path = Field(Path(".commsrisk/onnx"), description="ONNX exports, one folder per model.")
     torch_threads: int | None = Field(None, gt=0, description="torch intra-op threads (None: torch default).")
+    worker_process: bool = Field(
+        True,
+        description="Run the classifier's forward pass in a child process of its own, beside the NLP step, which "
+        "it would otherwise wait on for the GIL (classifier/worker.py; benchmarks/run.py compares the two). false: "
+        "in this process, as training and explanations always are.",
+    )
     onednn_primitive_cache: int | None = Field(
         256,
         ge=0,

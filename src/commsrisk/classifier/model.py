@@ -13,7 +13,7 @@ import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -134,19 +134,30 @@ class RiskClassifier:
         """Each text's per-risk maximum of its items' logits."""
         out = np.full((count, len(RISKS)), -np.inf, dtype=np.float32)
         owner_of = np.asarray(owners)
-        model = self.pytorch() if self.runtime is None else None
-        with torch.inference_mode():
-            for idx in length_batches([len(item) for item in items], self.batch_size):
-                batch = self.tokenizer.pad(
-                    {"input_ids": [items[i] for i in idx]}, return_tensors="pt", pad_to_multiple_of=PAD_TO_MULTIPLE
-                )
-                with self._forward_lock:
-                    if self.runtime is not None:
-                        logits = self.runtime(batch["input_ids"], batch["attention_mask"])
-                    else:
-                        logits = model(**batch).logits.float().numpy()  # type: ignore[misc]
-                np.maximum.at(out, owner_of[idx], logits)
+        for idx in length_batches([len(item) for item in items], self.batch_size):
+            batch = self.tokenizer.pad(
+                {"input_ids": [items[i] for i in idx]}, return_tensors="pt", pad_to_multiple_of=PAD_TO_MULTIPLE
+            )
+            with self._forward_lock:
+                logits = self.forward_batch(batch["input_ids"], batch["attention_mask"])
+            np.maximum.at(out, owner_of[idx], logits)
         return out
+
+    def sharing_cores(self) -> AbstractContextManager[None]:
+        """While inside, the caller's own work runs beside the forward pass.
+
+        A worker process (classifier/worker.py) then runs on one thread fewer; in this process
+        nothing changes, as the GIL already makes the two take turns.
+        """
+        beside = getattr(self.runtime, "beside", None)
+        return beside() if beside is not None else nullcontext()
+
+    def forward_batch(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> np.ndarray:
+        """Logits of one padded batch on this classifier's runtime (what a worker process serves)."""
+        if self.runtime is not None:
+            return self.runtime(input_ids, attention_mask)
+        with torch.inference_mode():
+            return self.pytorch()(input_ids=input_ids, attention_mask=attention_mask).logits.float().numpy()  # type: ignore[no-any-return]
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         """P(risk) for each text, shape (len(texts), len(RISKS))."""
@@ -252,6 +263,7 @@ def load_classifier(
     runtime: str = "torch",
     onnx_cache_dir: Path | None = None,
     threads: int | None = None,
+    worker_process: bool = False,
 ) -> RiskClassifier:
     """Load the classifier at `location` (delta folder, full model folder, HF id or models:/ URI).
 
@@ -268,7 +280,9 @@ def load_classifier(
         runtime: "torch", "torch-bf16" (the same model, its matrix products in bfloat16), "onnx"
             (ONNX Runtime, exported once into `onnx_cache_dir`) or "onnx-int8".
         onnx_cache_dir: where ONNX exports are kept, one folder per model.
-        threads: intra-op threads of the ONNX session (None: its default).
+        threads: intra-op threads of the ONNX session, or of torch in a worker process (None: the default).
+        worker_process: run the forward pass on `runtime` in a child process (classifier/worker.py),
+            which loads the model itself; this process loads its PyTorch copy only for explanations.
 
     Raises:
         ModelNotAvailableError: nothing loadable is at `location`.
@@ -283,7 +297,14 @@ def load_classifier(
     if runtime == "torch-bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         logger.warning("model.runtime torch-bf16: this CPU has no bfloat16 kernels; scoring on 'torch' (fp32)")
         runtime = "torch"
-    if runtime == "torch-bf16":
+    if worker_process:
+        from commsrisk.classifier.worker import WorkerRuntime
+
+        options = {"base_model": base_model, "runtime": runtime, "onnx_cache_dir": onnx_cache_dir, "threads": threads}
+        forward = WorkerRuntime(
+            partial(_load_forward, str(local_dir) if local_dir.is_dir() else location, options), threads=threads
+        )
+    elif runtime == "torch-bf16":
         model = load_torch()
         forward = bf16_runtime(model)
     elif runtime in ("onnx", "onnx-int8"):
@@ -310,6 +331,11 @@ def load_classifier(
         runtime=forward,
         load_model=load_torch,
     )
+
+
+def _load_forward(location: str, options: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], np.ndarray]:
+    """The forward pass of the classifier at `location`, loaded where this runs (a worker process)."""
+    return load_classifier(location, **options).forward_batch
 
 
 def bf16_runtime(model: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], np.ndarray]:
