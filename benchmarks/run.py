@@ -33,18 +33,28 @@ RISKS = ("leakage", "misconduct", "off_channel")
 
 
 class PeakRss:
-    """Samples this process's RSS in a thread; `peak_mb` is the increase over the start."""
+    """Samples the RSS of this process and its children (the classifier's worker) in a thread;
+    `peak_mb` is the increase over the start."""
 
     def __init__(self) -> None:
         self.process = psutil.Process()
-        self.start = self.process.memory_info().rss
+        self.start = self.rss()
         self.peak = self.start
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
+    def rss(self) -> int:
+        total = self.process.memory_info().rss
+        for child in self.process.children(recursive=True):
+            try:
+                total += child.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
     def _run(self) -> None:
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self.process.memory_info().rss)
+            self.peak = max(self.peak, self.rss())
 
     def __enter__(self) -> PeakRss:
         self._thread.start()
@@ -53,7 +63,7 @@ class PeakRss:
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
         self._thread.join()
-        self.peak = max(self.peak, self.process.memory_info().rss)
+        self.peak = max(self.peak, self.rss())
 
     @property
     def peak_mb(self) -> float:
@@ -116,16 +126,22 @@ def bare_presidio():  # type: ignore[no-untyped-def]
     return analyzer, BatchAnalyzerEngine(analyzer_engine=analyzer)
 
 
-def build_scorer():  # type: ignore[no-untyped-def]
+def build_scorer(analyzer=None, **model: object):  # type: ignore[no-untyped-def]
+    """The Scorer on the default settings (`model` overrides some) and the committed default model."""
     from commsrisk.nlp.text_analyzer import build_text_analyzer
     from commsrisk.scoring import build_scorer as build
     from commsrisk.settings import Settings
 
     settings = Settings.load(
-        model={"base_model": str(REPO / "models/base/multilingual-e5-small"), "default_dir": REPO / "models/default"}
+        model={
+            "base_model": str(REPO / "models/base/multilingual-e5-small"),
+            "default_dir": REPO / "models/default",
+            **model,
+        }
     )
-    analyzer = build_text_analyzer(settings.nlp)
-    analyzer.load_all()  # as the service does: no timed run pays for loading a language's pipeline
+    if analyzer is None:
+        analyzer = build_text_analyzer(settings.nlp)
+        analyzer.load_all()  # as the service does: no timed run pays for loading a language's pipeline
     return build(settings, classifier_location=str(REPO / "models/default"), analyzer=analyzer)
 
 
@@ -155,6 +171,10 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     rows.append(rate_row("(2) Presidio BatchAnalyzerEngine", len(texts), t, base))
     t, _ = timed(lambda: scorer.score_batch(messages, explain="signals"))
     rows.append(rate_row("(3) commsrisk Scorer.score_batch (signals only)", len(texts), t, base))
+    here = build_scorer(scorer.analyzer, worker_process=False)
+    here.score_batch(messages[:8])
+    t, _ = timed(lambda: here.score_batch(messages, explain="signals"))
+    rows.append(rate_row("(3') the same, classifier in this process (model.worker_process=false)", len(texts), t, base))
     t, _ = timed(lambda: scorer.analyzer.analyze_batch(texts, [None] * len(texts)))
     rows.append(rate_row("(3a) of which language + spaCy + Presidio (analyze_batch)", len(texts), t, base))
     t, _ = timed(lambda: scorer.classifier.predict_logits(texts))
@@ -389,7 +409,11 @@ def main() -> None:
     results: dict[str, object] = {"messages": n, "cores": os.cpu_count()}
     rows = throughput(scorer, analyzer, batch_analyzer, frame)
     passes = [(1, None), (8, None), (32, None), (8, "phrases")]
-    rows += service(frame.head(200 if args.quick else 600), passes, base_rate=float(rows[0]["msg/s"]))
+    served = frame.head(200 if args.quick else 600)
+    rows += service(served, passes, base_rate=float(rows[0]["msg/s"]))
+    in_process = {"COMMSRISK_MODEL__WORKER_PROCESS": "false"}
+    label = ", classifier in the service's process"
+    rows += service(served, [(8, None)], float(rows[0]["msg/s"]), settings_env=in_process, label=label)
     table("Throughput and latency (same messages, same run)", rows)
     results["throughput"] = rows
     results["runtime"] = runtime_summary()
