@@ -17,7 +17,7 @@ from collections.abc import Sequence
 
 import torch
 
-from commsrisk.classifier.model import PAD_TO_MULTIPLE, RiskClassifier, length_batches
+from commsrisk.classifier.model import RiskClassifier, length_batches
 from commsrisk.schema import RISKS, EvidenceSpan
 
 MAX_PHRASES = 3
@@ -54,17 +54,13 @@ def token_share_phrases(classifier: RiskClassifier, asks: Sequence[Ask]) -> list
         return out
     model = classifier.pytorch()
     encoded = classifier.encode([asks[i][0] for i in todo], offsets=True)
-    offsets = [[list(span) for span in row] for row in encoded.pop("offset_mapping")]
     lengths = encoded["attention_mask"].sum(dim=1).tolist()
+    ids = [row[:n] for row, n in zip(encoded["input_ids"].tolist(), lengths, strict=True)]
+    offsets = [[list(span) for span in row[:n]] for row, n in zip(encoded.pop("offset_mapping"), lengths, strict=True)]
     with torch.inference_mode():
         for idx in length_batches(lengths, classifier.batch_size):
-            width = min(
-                -(-max(lengths[i] for i in idx) // PAD_TO_MULTIPLE) * PAD_TO_MULTIPLE, encoded["input_ids"].shape[1]
-            )
-            rows = torch.as_tensor(idx)
-            shares = model.token_shares(  # type: ignore[operator]
-                encoded["input_ids"][rows, :width], encoded["attention_mask"][rows, :width]
-            ).float()
+            batch = classifier.pad([ids[i] for i in idx])  # as scoring pads it
+            shares = model.token_shares(batch["input_ids"], batch["attention_mask"]).float()  # type: ignore[operator]
             for b, k in enumerate(idx):
                 text, risks = asks[todo[k]]
                 out[todo[k]] = {

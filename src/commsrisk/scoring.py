@@ -241,11 +241,12 @@ class Scorer:
     ) -> dict[int, dict[str, list[EvidenceSpan]]]:
         """The phrases behind each flagged message's flagged risks, by message index.
 
-        Explained in pieces of the classifier's batch size, with a stop check before each.
+        Explained in pieces of the classifier's batch size, with a stop check before each, sorted
+        by length as `_classify` does so each piece pads like one call.
         """
         if self.explainer is None:
             return {}
-        asked = [i for i, risks in enumerate(flagged) if risks]
+        asked = sorted((i for i, risks in enumerate(flagged) if risks), key=lambda i: len(texts[i]))
         step = max(getattr(self.classifier, "batch_size", len(asked)), 1)
         out: dict[int, dict[str, list[EvidenceSpan]]] = {}
         for piece in _pieces([texts[i] for i in asked], WORK_UNIT_CHARS, step):

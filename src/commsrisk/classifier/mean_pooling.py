@@ -36,6 +36,12 @@ def layer_override(layers: int | None) -> dict[str, int]:
     return {"num_hidden_layers": int(layers)} if layers else {}
 
 
+def _masked(hidden: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token vectors with padding zeroed, and each row's count of real tokens (at least 1), shape (batch, 1)."""
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+    return hidden * mask, mask.sum(dim=1).clamp(min=1.0)
+
+
 class MeanPoolingClassifier(torch.nn.Module):
     """Encoder -> masked mean of token vectors -> L2 normalise -> linear layer over RISKS."""
 
@@ -62,9 +68,8 @@ class MeanPoolingClassifier(torch.nn.Module):
         ).last_hidden_state
         if attention_mask is None:
             attention_mask = torch.ones(hidden.shape[:2], dtype=hidden.dtype)
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        mean = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
-        return torch.nn.functional.normalize(mean, dim=-1)
+        tokens, count = _masked(hidden, attention_mask)
+        return torch.nn.functional.normalize(tokens.sum(dim=1) / count, dim=-1)
 
     def token_shares(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Each token's exact share of each risk's logit, shape (batch, tokens, len(RISKS)).
@@ -74,10 +79,9 @@ class MeanPoolingClassifier(torch.nn.Module):
         logit minus the bias. Padding tokens get 0.
         """
         hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-        count = mask.sum(dim=1).clamp(min=1.0)  # (batch, 1)
-        norm = ((hidden * mask).sum(dim=1) / count).norm(dim=-1, keepdim=True).clamp(min=1e-12)  # as F.normalize
-        return (hidden * mask) @ self.head.weight.T / (count * norm).unsqueeze(-1)
+        tokens, count = _masked(hidden, attention_mask)
+        norm = (tokens.sum(dim=1) / count).norm(dim=-1, keepdim=True).clamp(min=1e-12)  # as F.normalize
+        return tokens @ self.head.weight.T / (count * norm).unsqueeze(-1)
 
     def forward(
         self,

@@ -135,13 +135,17 @@ class RiskClassifier:
         out = np.full((count, len(RISKS)), -np.inf, dtype=np.float32)
         owner_of = np.asarray(owners)
         for idx in length_batches([len(item) for item in items], self.batch_size):
-            batch = self.tokenizer.pad(
-                {"input_ids": [items[i] for i in idx]}, return_tensors="pt", pad_to_multiple_of=PAD_TO_MULTIPLE
-            )
+            batch = self.pad([items[i] for i in idx])
             with self._forward_lock:
                 logits = self.forward_batch(batch["input_ids"], batch["attention_mask"])
             np.maximum.at(out, owner_of[idx], logits)
         return out
+
+    def pad(self, items: Sequence[Sequence[int]]) -> BatchEncoding:
+        """Token ids as one padded batch: every item padded to its length rounded up to PAD_TO_MULTIPLE."""
+        return self.tokenizer.pad(
+            {"input_ids": [list(item) for item in items]}, return_tensors="pt", pad_to_multiple_of=PAD_TO_MULTIPLE
+        )
 
     def sharing_cores(self) -> AbstractContextManager[None]:
         """While inside, the caller's own work runs beside the forward pass.
