@@ -392,8 +392,13 @@ def build_scorer(
     policy: PolicySource | None = None,
     classifier_location: str | None = None,
     analyzer: TextAnalyzerLike | None = None,
+    every_language: bool = False,
 ) -> Scorer:
     """Load every model named in `settings` and assemble the Scorer.
+
+    A classifier worker process (model.worker_process) loads while this builds the NLP step, so
+    the two start-ups overlap. `every_language` loads each language's spaCy pipeline now rather
+    than with its first text (a server does, before it says it is ready).
 
     Raises:
         ModelNotAvailableError: the classifier, its combiner or the base model cannot be loaded.
@@ -435,8 +440,14 @@ def build_scorer(
     if policy is None:
         fixed = policy_in_force(settings.thresholds)  # as the service has it, hand_edits="refuse" included
         policy = lambda: fixed  # noqa: E731
+    if analyzer is None:
+        built = build_text_analyzer(settings.nlp)
+        if every_language:
+            built.load_all()
+        analyzer = built
+    classifier.ready()  # a worker process has loaded beside the NLP step, or says why it could not
     return Scorer(
-        analyzer=analyzer or build_text_analyzer(settings.nlp),
+        analyzer=analyzer,
         classifier=classifier,
         combiner=combiner,
         policy=policy,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import operator
 import os
+import shutil
 import signal
 import time
 from functools import partial
@@ -16,7 +17,9 @@ from commsrisk.classifier.model import load_classifier
 from commsrisk.classifier.worker import WorkerRuntime
 from commsrisk.errors import ModelNotAvailableError
 from commsrisk.schema import Message
+from commsrisk.scoring import build_scorer
 from commsrisk.settings import ModelSettings
+from commsrisk.thresholds import BUILTIN_POLICY
 
 from .test_onnx_runtime import TEXTS
 
@@ -64,9 +67,21 @@ def test_a_scorer_on_a_worker_explains_with_the_model_loaded_here(scorer) -> Non
     assert scorer.classifier.model is not None  # loaded for the phrases, in this process
 
 
-def test_a_model_the_worker_cannot_load_fails_at_start() -> None:
-    with pytest.raises(ModelNotAvailableError, match=r"could not load the model \(ZeroDivisionError"):
-        WorkerRuntime(partial(operator.truediv, 1, 0))
+def test_a_model_the_worker_cannot_load_is_an_error_when_waited_for_and_at_each_batch() -> None:
+    worker = WorkerRuntime(partial(operator.truediv, 1, 0))  # returns at once: the child loads in the background
+    for attempt in (worker.ready, lambda: worker(np.zeros((1, 4), dtype=np.int64), np.ones((1, 4), dtype=np.int64))):
+        with pytest.raises(ModelNotAvailableError, match=r"could not load the model \(ZeroDivisionError"):
+            attempt()
+    assert worker.close.alive is False  # the child was ended with the first error
+
+
+def test_a_scorer_whose_worker_cannot_load_fails_at_start(settings, text_analyzer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "model"
+    shutil.copytree(REPO / "models/default", broken)
+    weights = next(broken.glob("*.safetensors"))
+    weights.write_bytes(b"not weights")  # the parent checks what it can without the weights; the child loads them
+    with pytest.raises(ModelNotAvailableError, match="classifier worker process could not load the model"):
+        build_scorer(settings, classifier_location=str(broken), analyzer=text_analyzer, policy=lambda: BUILTIN_POLICY)
 
 
 def test_a_closed_worker_ends_its_process() -> None:

@@ -147,6 +147,16 @@ class RiskClassifier:
             {"input_ids": [list(item) for item in items]}, return_tensors="pt", pad_to_multiple_of=PAD_TO_MULTIPLE
         )
 
+    def ready(self) -> None:
+        """Wait until the forward pass can run: a worker process loads its model in the background.
+
+        Raises:
+            ModelNotAvailableError: the worker process could not load the model.
+        """
+        wait = getattr(self.runtime, "ready", None)
+        if wait is not None:
+            wait()
+
     def sharing_cores(self) -> AbstractContextManager[None]:
         """While inside, the caller's own work runs beside the forward pass.
 
@@ -287,39 +297,40 @@ def load_classifier(
         threads: intra-op threads of the ONNX session, or of torch in a worker process (None: the default).
         worker_process: run the forward pass on `runtime` in a child process (classifier/worker.py),
             which loads the model itself; this process loads its PyTorch copy only for explanations.
+            The child loads in the background: `RiskClassifier.ready()` waits for it (and raises
+            its error), as does the first batch.
 
     Raises:
         ModelNotAvailableError: nothing loadable is at `location`.
     """
     quiet_transformers()
     local_dir, version = classifier_folder(location, tracking_uri=tracking_uri, timeout_s=registry_timeout_s)
-    tokenizer, metadata, load_torch = _torch_loader(location, local_dir, base_model)
-    if is_mean_pooling(local_dir) or (local_dir / ADAPTER_CONFIG).is_file():
-        version = metadata.get("version", version) if not location.startswith("models:/") else version
-    model: torch.nn.Module | None = None
-    forward = None
     if runtime == "torch-bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
         logger.warning("model.runtime torch-bf16: this CPU has no bfloat16 kernels; scoring on 'torch' (fp32)")
         runtime = "torch"
-    if worker_process:
+    worker = None
+    if worker_process:  # started first, so its start-up overlaps the checks and the tokenizer below
         from commsrisk.classifier.worker import WorkerRuntime
 
         options = {"base_model": base_model, "runtime": runtime, "onnx_cache_dir": onnx_cache_dir, "threads": threads}
-        forward = WorkerRuntime(
+        worker = WorkerRuntime(
             partial(_load_forward, str(local_dir) if local_dir.is_dir() else location, options), threads=threads
         )
-    elif runtime == "torch-bf16":
-        model = load_torch()
-        forward = bf16_runtime(model)
-    elif runtime in ("onnx", "onnx-int8"):
-        from commsrisk.classifier.onnx_runtime import onnx_runtime
-
-        folder = local_dir if local_dir.is_dir() else None
-        identity = base_model_identity(base_model or str(metadata.get("base_model", ""))) if folder else location
-        cache = onnx_cache_dir or Path(".commsrisk/onnx")
-        forward = onnx_runtime(load_torch, tokenizer, folder, identity, cache, threads, int8=runtime == "onnx-int8")
-    else:
-        model = load_torch()
+    try:
+        tokenizer, metadata, load_torch = _torch_loader(location, local_dir, base_model)
+    except BaseException:
+        if worker is not None:
+            worker.close()
+        raise
+    if is_mean_pooling(local_dir) or (local_dir / ADAPTER_CONFIG).is_file():
+        version = metadata.get("version", version) if not location.startswith("models:/") else version
+    model, forward = (
+        (None, worker)
+        if worker is not None
+        else _runtime_here(
+            location, runtime, load_torch, tokenizer, local_dir, metadata, base_model, onnx_cache_dir, threads
+        )
+    )
     logger.info("classifier loaded: version=%s runtime=%s", version, runtime)
     return RiskClassifier(
         model=model,
@@ -335,6 +346,31 @@ def load_classifier(
         runtime=forward,
         load_model=load_torch,
     )
+
+
+def _runtime_here(
+    location: str,
+    runtime: str,
+    load_torch: Callable[[], torch.nn.Module],
+    tokenizer: PreTrainedTokenizerBase,
+    local_dir: Path,
+    metadata: dict[str, Any],
+    base_model: str | None,
+    onnx_cache_dir: Path | None,
+    threads: int | None,
+) -> tuple[torch.nn.Module | None, Callable[[torch.Tensor, torch.Tensor], np.ndarray] | None]:
+    """The PyTorch model (None when another runtime scores) and the forward pass, in this process."""
+    if runtime == "torch-bf16":
+        model = load_torch()
+        return model, bf16_runtime(model)
+    if runtime in ("onnx", "onnx-int8"):
+        from commsrisk.classifier.onnx_runtime import onnx_runtime
+
+        folder = local_dir if local_dir.is_dir() else None
+        identity = base_model_identity(base_model or str(metadata.get("base_model", ""))) if folder else location
+        cache = onnx_cache_dir or Path(".commsrisk/onnx")
+        return None, onnx_runtime(load_torch, tokenizer, folder, identity, cache, threads, int8=runtime == "onnx-int8")
+    return load_torch(), None
 
 
 def _load_forward(location: str, options: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], np.ndarray]:

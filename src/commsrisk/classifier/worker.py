@@ -15,7 +15,8 @@ the GIL-bound thread it replaces).
 One child per `WorkerRuntime`: a fresh interpreter (`python -m commsrisk.classifier.worker`; forking
 a process whose torch and tokenizer threads run is not safe, and multiprocessing's "spawn" would
 re-run the caller's main script). It loads the model itself, so the parent holds the weights only
-when an explanation asks for them. Parent and child talk over a socket pair wrapped in
+when an explanation asks for them, and it loads in the background: its start-up (mostly importing
+torch and transformers) overlaps the caller's own until `ready`. Parent and child talk over a socket pair wrapped in
 `multiprocessing.connection.Connection` (pickled messages): padded token ids in, logits out.
 """
 
@@ -49,7 +50,7 @@ START_TIMEOUT_S = 600.0
 def _serve(conn: Connection) -> None:
     """The child: load the forward pass it is sent, say how many threads it has, then answer each batch.
 
-    It ends when the parent closes its end of the socket, or exits.
+    It ends when the parent closes its end of the socket, or exits (also while it still loads).
     """
     import torch
 
@@ -59,9 +60,10 @@ def _serve(conn: Connection) -> None:
     try:
         forward = load()
     except Exception as err:  # the parent raises it where the model was asked for
-        conn.send(("error", f"{err.__class__.__name__}: {err}"))
+        _answer(conn, ("error", f"{err.__class__.__name__}: {err}"))
         return
-    conn.send(("ready", torch.get_num_threads()))
+    if not _answer(conn, ("ready", torch.get_num_threads())):
+        return
     while True:
         try:
             input_ids, attention_mask, wanted = conn.recv()
@@ -71,9 +73,20 @@ def _serve(conn: Connection) -> None:
             if wanted != torch.get_num_threads():
                 torch.set_num_threads(wanted)
             logits = forward(torch.from_numpy(input_ids), torch.from_numpy(attention_mask))
-            conn.send(("ok", np.ascontiguousarray(logits, dtype=np.float32)))
+            answer = ("ok", (np.ascontiguousarray(logits, dtype=np.float32), torch.get_num_threads()))
         except Exception as err:
-            conn.send(("error", f"{err.__class__.__name__}: {err}"))
+            answer = ("error", f"{err.__class__.__name__}: {err}")
+        if not _answer(conn, answer):
+            return
+
+
+def _answer(conn: Connection, message: tuple[str, Any]) -> bool:
+    """Send `message` to the parent; False when the parent has gone (nobody to answer, so the child ends)."""
+    try:
+        conn.send(message)
+    except OSError:
+        return False
+    return True
 
 
 def _close(conn: Connection, process: subprocess.Popen[bytes]) -> None:
@@ -89,15 +102,16 @@ def _close(conn: Connection, process: subprocess.Popen[bytes]) -> None:
 class WorkerRuntime:
     """A `RiskClassifier.runtime` whose forward pass runs in a child process.
 
-    Raises ModelNotAvailableError when the child cannot load its model or has exited, and with
-    the child's error when a batch fails. The child ends with this object, on `close`, or with
-    this process.
+    Raises ModelNotAvailableError (from `ready` or the first batch) when the child cannot load its
+    model, when it has exited, and with the child's error when a batch fails. The child ends with
+    this object, on `close`, or with this process.
     """
 
     def __init__(self, load: Callable[[], Forward], *, threads: int | None = None) -> None:
+        """Start the child and send it `load`; it loads in the background (`ready` waits for it)."""
         ours, theirs = socket.socketpair()
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}  # the modules this process sees
-        started = time.perf_counter()
+        self._started = time.perf_counter()
         self._process = subprocess.Popen(
             [sys.executable, "-m", __name__, str(theirs.fileno())], pass_fds=[theirs.fileno()], env=env
         )
@@ -105,22 +119,55 @@ class WorkerRuntime:
         self._conn = Connection(ours.detach())
         self.close = weakref.finalize(self, _close, self._conn, self._process)
         self._lock = threading.Lock()
+        """One exchange with the child at a time: each batch sent is followed by its answer."""
         self._state = threading.Lock()
         self._beside = 0
+        self._threads: int | None = None
+        self._failed: str | None = None
+        self.last_threads: int | None = None
+        """The torch threads the child says it ran the last batch on."""
         self._conn.send((load, threads))
-        kind, detail = self._receive(START_TIMEOUT_S)
-        if kind != "ready":
+
+    def ready(self) -> None:
+        """Wait until the child has loaded its model.
+
+        The child loads while the caller loads the rest (the Scorer its NLP pipelines), so the two
+        start-ups overlap; the first batch waits here too.
+
+        Raises:
+            ModelNotAvailableError: the child could not load its model, or has exited.
+        """
+        with self._lock:
+            self._await_ready()
+
+    @property
+    def threads(self) -> int:
+        """The child's torch threads when nothing runs beside it (waits for the child to be ready)."""
+        self.ready()
+        assert self._threads is not None
+        return self._threads
+
+    def _await_ready(self) -> None:
+        if self._failed is not None:
+            raise ModelNotAvailableError(self._failed)
+        if self._threads is not None:
+            return
+        try:
+            kind, detail = self._receive(START_TIMEOUT_S)
+        except ModelNotAvailableError as err:
+            self._failed = str(err)
             self.close()
-            raise ModelNotAvailableError(f"the classifier worker process could not load the model ({detail})")
-        self.threads: int = detail
-        """The child's torch threads when nothing runs beside it."""
-        self.last_threads = self.threads
-        """The threads the last batch ran on."""
+            raise
+        if kind != "ready":
+            self._failed = f"the classifier worker process could not load the model ({detail})"
+            self.close()
+            raise ModelNotAvailableError(self._failed)
+        self._threads = detail
         logger.info(
             "classifier worker started: pid=%s threads=%d in %.1f s",
             self._process.pid,
-            self.threads,
-            time.perf_counter() - started,
+            detail,
+            time.perf_counter() - self._started,
         )
 
     @property
@@ -141,8 +188,10 @@ class WorkerRuntime:
 
     def __call__(self, input_ids: Any, attention_mask: Any) -> np.ndarray:
         """Logits of one padded batch, computed in the child."""
-        threads = max(self.threads - 1, 1) if self._beside else self.threads
         with self._lock:
+            self._await_ready()
+            assert self._threads is not None
+            threads = max(self._threads - 1, 1) if self._beside else self._threads
             if self._process.poll() is not None:
                 raise ModelNotAvailableError(self._exited())
             try:
@@ -152,8 +201,8 @@ class WorkerRuntime:
             kind, detail = self._receive(None)
         if kind != "ok":
             raise ModelNotAvailableError(f"the classifier worker process failed on a batch ({detail})")
-        self.last_threads = threads
-        return detail  # type: ignore[no-any-return]
+        logits, self.last_threads = detail
+        return logits  # type: ignore[no-any-return]
 
     def _receive(self, timeout_s: float | None) -> tuple[str, Any]:
         """The child's next answer, or ModelNotAvailableError once it has exited without one."""

@@ -215,7 +215,6 @@ class CommsriskService:
         classifier_model = bentoml.models.BentoModel(BENTO_MODEL_TAGS[1])
 
     def __init__(self) -> None:
-        from commsrisk.nlp.text_analyzer import build_text_analyzer
         from commsrisk.scoring import build_scorer
         from commsrisk.thresholds.store import PolicyWatcher
 
@@ -228,9 +227,8 @@ class CommsriskService:
             self.settings = self._bento_settings(settings)
             self.reviews = ReviewStore.open(self.settings.reviews)
             self.policy = PolicyWatcher(self.settings.thresholds)
-            analyzer = build_text_analyzer(self.settings.nlp)
-            self.scorer = build_scorer(self.settings, policy=self.policy.current, analyzer=analyzer)
-            analyzer.load_all()  # every language before the server is ready: no request waits for one to load
+            # every language before the server is ready: no request waits for one to load
+            self.scorer = build_scorer(self.settings, policy=self.policy.current, every_language=True)
         except CommsriskError as error:
             refuse_to_start(error)
         self.model_metadata = dict(getattr(self.scorer.classifier, "metadata", {}))
