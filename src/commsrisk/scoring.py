@@ -428,24 +428,31 @@ def build_scorer(
         threads=settings.model.torch_threads,
         worker_process=settings.model.worker_process,
     )
-    if classifier.local_dir is None:
-        raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")
-    try:
-        combiner = RiskCombiner.load(classifier.local_dir)
-        ngram = CharNgramClassifier.load(classifier.local_dir)
-    except (ValueError, KeyError, TypeError, OSError) as err:  # json.JSONDecodeError is a ValueError
-        raise ModelNotAvailableError(
-            f"{classifier.local_dir}: cannot read the combiner or the n-gram model ({err.__class__.__name__}: {err})"
-        ) from err
-    if policy is None:
-        fixed = policy_in_force(settings.thresholds)  # as the service has it, hand_edits="refuse" included
-        policy = lambda: fixed  # noqa: E731
-    if analyzer is None:
-        built = build_text_analyzer(settings.nlp)
-        if every_language:
-            built.load_all()
-        analyzer = built
-    classifier.ready()  # a worker process has loaded beside the NLP step, or says why it could not
+    try:  # a worker process started by load_classifier ends with a failed build, not when collected
+        if classifier.local_dir is None:
+            raise ModelNotAvailableError(f"classifier at '{location}' is not a commsrisk model (no combiner.json)")
+        try:
+            combiner = RiskCombiner.load(classifier.local_dir)
+            ngram = CharNgramClassifier.load(classifier.local_dir)
+        except (ValueError, KeyError, TypeError, OSError) as err:  # json.JSONDecodeError is a ValueError
+            raise ModelNotAvailableError(
+                f"{classifier.local_dir}: cannot read the combiner or the n-gram model "
+                f"({err.__class__.__name__}: {err})"
+            ) from err
+        if policy is None:
+            fixed = policy_in_force(settings.thresholds)  # as the service has it, hand_edits="refuse" included
+            policy = lambda: fixed  # noqa: E731
+        if analyzer is None:
+            built = build_text_analyzer(settings.nlp)
+            if every_language:
+                built.load_all()
+            analyzer = built
+        classifier.ready()  # a worker process has loaded beside the NLP step, or says why it could not
+    except BaseException:
+        close = getattr(classifier.runtime, "close", None)
+        if close is not None:
+            close()
+        raise
     return Scorer(
         analyzer=analyzer,
         classifier=classifier,

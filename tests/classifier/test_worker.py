@@ -102,3 +102,23 @@ def test_a_dead_worker_is_an_error_that_says_so_not_a_hang(pair) -> None:  # typ
     ):
         there.predict_proba(TEXTS[:1])
     assert time.monotonic() - started < 10
+
+
+def test_a_scorer_that_fails_to_build_ends_the_worker_it_started(settings, text_analyzer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    import psutil
+
+    from commsrisk.errors import CommsriskError
+
+    policy = tmp_path / "thresholds.yaml"
+    policy.write_text("defaults: {leakage: 1.7}\n", encoding="utf-8")  # refused after the worker has started
+    thresholds = settings.thresholds.model_copy(update={"policy_file": policy, "history_db": tmp_path / "h.db"})
+    before = {child.pid for child in psutil.Process().children()}
+    try:
+        build_scorer(settings.model_copy(update={"thresholds": thresholds}), analyzer=text_analyzer)
+    except CommsriskError as error:
+        assert "thresholds.yaml" in str(error)
+        # checked while the error holds the build's frames: the build ended the worker, not the collector
+        left = [c.pid for c in psutil.Process().children() if c.pid not in before and c.is_running()]
+    else:
+        pytest.fail("an invalid policy was accepted")
+    assert left == []

@@ -16,8 +16,9 @@ One child per `WorkerRuntime`: a fresh interpreter (`python -m commsrisk.classif
 a process whose torch and tokenizer threads run is not safe, and multiprocessing's "spawn" would
 re-run the caller's main script). It loads the model itself, so the parent holds the weights only
 when an explanation asks for them, and it loads in the background: its start-up (mostly importing
-torch and transformers) overlaps the caller's own until `ready`. Parent and child talk over a socket pair wrapped in
-`multiprocessing.connection.Connection` (pickled messages): padded token ids in, logits out.
+torch and transformers) overlaps the caller's own until `ready`. Parent and child talk over a
+socket pair wrapped in `multiprocessing.connection.Connection` (pickled messages): padded token
+ids in, logits out.
 """
 
 from __future__ import annotations
@@ -89,9 +90,14 @@ def _answer(conn: Connection, message: tuple[str, Any]) -> bool:
     return True
 
 
-def _close(conn: Connection, process: subprocess.Popen[bytes]) -> None:
-    """Close the child's socket (it exits on EOF), then make sure it is gone."""
+def _close(conn: Connection, process: subprocess.Popen[bytes], loaded: threading.Event) -> None:
+    """Close the child's socket (it exits on EOF), then make sure it is gone.
+
+    A child still loading reads no EOF until it has loaded, so it is ended at once.
+    """
     conn.close()
+    if not loaded.is_set():
+        process.kill()
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:
@@ -117,7 +123,8 @@ class WorkerRuntime:
         )
         theirs.close()  # only the child holds its end, so its exit reads as EOF here
         self._conn = Connection(ours.detach())
-        self.close = weakref.finalize(self, _close, self._conn, self._process)
+        self._loaded = threading.Event()
+        self.close = weakref.finalize(self, _close, self._conn, self._process, self._loaded)
         self._lock = threading.Lock()
         """One exchange with the child at a time: each batch sent is followed by its answer."""
         self._state = threading.Lock()
@@ -163,6 +170,7 @@ class WorkerRuntime:
             self.close()
             raise ModelNotAvailableError(self._failed)
         self._threads = detail
+        self._loaded.set()
         logger.info(
             "classifier worker started: pid=%s threads=%d in %.1f s",
             self._process.pid,
