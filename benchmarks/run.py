@@ -70,11 +70,37 @@ class PeakRss:
         return (self.peak - self.start) / 2**20
 
 
+def cpu_description() -> dict[str, object]:
+    """The CPU the figures were measured on: which classifier runtime is fastest depends on it
+    (torch-bf16 needs bf16 kernels; without them it scores in fp32, and the forward pass weighs
+    more against the NLP step)."""
+    from commsrisk.classifier.model import cpu_has_bf16
+
+    name = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if line.startswith("model name")
+        ]
+        name = names[0] if names else name
+    import torch
+
+    return {
+        "model": name,
+        "cores": os.cpu_count(),
+        "capability": torch.backends.cpu.get_cpu_capability(),
+        "bf16 kernels": cpu_has_bf16(),
+    }
+
+
 def runtime_summary() -> dict[str, object]:
     """The classifier runtime in force, and what `benchmarks/runtime.py` last measured of each (its results file)."""
+    from commsrisk.classifier.model import cpu_has_bf16
     from commsrisk.settings import Settings
 
     in_force = Settings.load().model.runtime
+    if in_force == "torch-bf16" and not cpu_has_bf16():
+        in_force = "torch-bf16 setting, scoring on torch (fp32): this CPU has no bf16 kernels"
     path = RESULTS / "runtime.json"
     if not path.is_file():
         return {"in_force": in_force, "measured": "no benchmarks/results/runtime.json: run benchmarks/runtime.py"}
@@ -157,7 +183,6 @@ def rate_row(system: str, messages: int, seconds: float, base_rate: float) -> di
 
 
 def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
-    from commsrisk.settings import Settings
     from commsrisk.training.pipeline import frame_messages
 
     texts = frame["text"].tolist()
@@ -178,7 +203,7 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     t, _ = timed(lambda: scorer.analyzer.analyze_batch(texts, [None] * len(texts)))
     rows.append(rate_row("(3a) of which language + spaCy + Presidio (analyze_batch)", len(texts), t, base))
     t, _ = timed(lambda: scorer.classifier.predict_logits(texts))
-    runtime = Settings.load().model.runtime
+    runtime = scorer.classifier.runtime_name  # after the fallback: torch-bf16 is torch on a CPU without bf16
     rows.append(rate_row(f"(3c) of which the classifier's forward pass ({runtime})", len(texts), t, base))
     t, _ = timed(lambda: scorer.score_batch(messages, explain="phrases"))
     rows.append(rate_row("(3b) commsrisk Scorer.score_batch (phrases for flags)", len(texts), t, base))
@@ -400,13 +425,14 @@ def main() -> None:
     sizes = [100, 300] if args.quick else [100, 1000, 10000]
     lengths = [50, 500] if args.quick else [50, 500, 2000, 5000]
     frame = corpus(n)
+    cpu = cpu_description()
     print(
         f"# commsrisk benchmarks ({'quick' if args.quick else 'full'}): {n} messages, "
-        f"{frame['lang'].value_counts().to_dict()}, {os.cpu_count()} cores, {platform.python_version()}"
+        f"{frame['lang'].value_counts().to_dict()}, {os.cpu_count()} cores, {platform.python_version()}\n# CPU: {cpu}"
     )
     scorer = build_scorer()
     analyzer, batch_analyzer = bare_presidio()
-    results: dict[str, object] = {"messages": n, "cores": os.cpu_count()}
+    results: dict[str, object] = {"messages": n, "cores": os.cpu_count(), "cpu": cpu}
     rows = throughput(scorer, analyzer, batch_analyzer, frame)
     passes = [(1, None), (8, None), (32, None), (8, "phrases")]
     served = frame.head(200 if args.quick else 600)

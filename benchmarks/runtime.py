@@ -47,6 +47,7 @@ def main() -> None:
     import numpy as np
     import torch
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    from run import cpu_description
 
     from commsrisk.classifier.onnx_runtime import ONNX_FILE, OnnxLogits
     from commsrisk.nlp.text_analyzer import build_text_analyzer
@@ -101,7 +102,8 @@ def main() -> None:
 
     rows: list[dict[str, object]] = []
     references: dict[str, tuple[np.ndarray, float]] = {}  # each model's torch fp32 decisions and macro-F1
-    print(f"{len(frame)} dev messages, {args.threads} threads", file=sys.stderr)
+    cpu = cpu_description()
+    print(f"{len(frame)} dev messages, {args.threads} threads, CPU {cpu}", file=sys.stderr)
     for name, scorer in scorers.items():
         scorer.explain = "signals"
         scorer.score_batch(messages[:32])  # warm-up
@@ -117,6 +119,7 @@ def main() -> None:
         changed = float((flags != own).mean())
         row = {
             "runtime": name,
+            "scored on": scorer.classifier.runtime_name,  # torch-bf16 is torch on a CPU without bf16 kernels
             "Scorer msg/s": round(scorer_rate, 1),
             "classifier msg/s": round(forward_rate, 1),
             "decisions changed vs torch fp32": round(changed, 4),
@@ -130,7 +133,7 @@ def main() -> None:
     for row in rows:
         row["Scorer vs torch"] = round(float(row["Scorer msg/s"]) / torch_rate, 2)  # type: ignore[arg-type]
     export_mb = round(export.stat().st_size / 1e6)
-    report = {"messages": len(frame), "threads": args.threads, "export_mb": export_mb, "rows": rows}
+    report = {"messages": len(frame), "threads": args.threads, "cpu": cpu, "export_mb": export_mb, "rows": rows}
     out = REPO / "benchmarks" / "results" / "runtime.json"
     out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"written {out.relative_to(REPO)}", file=sys.stderr)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from commsrisk.classifier.model import load_classifier
+from commsrisk.classifier.model import cpu_has_bf16, load_classifier
 from commsrisk.explain import phrase_attributions
 from commsrisk.schema import Message
 from commsrisk.settings import ModelSettings, Settings
@@ -18,9 +18,7 @@ from .test_onnx_runtime import TEXTS  # short and long, four languages: the same
 
 REPO = Path(__file__).resolve().parents[2]
 
-needs_bf16 = pytest.mark.skipif(
-    not torch.ops.mkldnn._is_mkldnn_bf16_supported(), reason="this CPU has no bfloat16 kernels"
-)
+needs_bf16 = pytest.mark.skipif(not cpu_has_bf16(), reason="this CPU has no bfloat16 kernels")
 
 
 def test_bf16_is_the_default_runtime() -> None:
@@ -33,6 +31,7 @@ def test_bf16_scores_are_close_to_fp32_and_explanations_are_fp32(base_model_dir:
     fp32 = load_classifier(str(REPO / "models/default"), **common, runtime="torch")
     bf16 = load_classifier(str(REPO / "models/default"), **common, runtime="torch-bf16")
     assert fp32.runtime is None and bf16.runtime is not None and bf16.model is not None
+    assert (fp32.runtime_name, bf16.runtime_name) == ("torch", "torch-bf16")
     exact, approx = fp32.predict_proba(TEXTS), bf16.predict_proba(TEXTS)
     assert approx.shape == exact.shape
     assert not np.array_equal(approx, exact)  # the products did run in bf16
@@ -48,7 +47,7 @@ def test_bf16_falls_back_to_fp32_on_a_cpu_without_bf16_kernels(
     monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: False)  # the CPU probe only
     with caplog.at_level(logging.WARNING, logger="commsrisk.classifier.model"):
         clf = load_classifier(str(REPO / "models/default"), base_model=str(base_model_dir), runtime="torch-bf16")
-    assert clf.runtime is None  # the plain PyTorch forward pass
+    assert clf.runtime is None and clf.runtime_name == "torch"  # the plain PyTorch forward pass, and says so
     assert any("no bfloat16 kernels" in r.message for r in caplog.records)
 
 

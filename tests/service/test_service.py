@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from commsrisk.classifier.model import cpu_has_bf16
 from commsrisk.settings import ThresholdSettings
 from commsrisk.thresholds import parse_policy
 from commsrisk.thresholds.store import apply_policy
@@ -145,8 +146,11 @@ def test_thresholds_model_and_metrics(server: str) -> None:
     )
     model = httpx.get(f"{server}/model", headers=headers, timeout=30)
     assert model.status_code == 200 and model.json()["risks"] == ["leakage", "misconduct", "off_channel"]
+    assert model.json()["runtime"] == ("torch-bf16" if cpu_has_bf16() else "torch")  # the default, as it runs here
+    scored = httpx.post(f"{server}/score", json={"message": {"text": "ok"}}, headers=headers, timeout=60)
+    assert scored.status_code == 200  # the counter shows once a message was scored, whatever ran before
     metrics = httpx.get(f"{server}/metrics", timeout=30).text
-    assert "commsrisk_messages_total" in metrics
+    assert 'commsrisk_messages_total{outcome="scored"}' in metrics
 
 
 def _pass_histogram(base: str) -> tuple[float, float]:

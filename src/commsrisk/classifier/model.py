@@ -77,6 +77,8 @@ class RiskClassifier:
     Explanations always use the PyTorch model (its token shares or its gradients, in fp32)."""
     load_model: Callable[[], torch.nn.Module] | None = field(default=None, repr=False, compare=False)
     """Loads the PyTorch model when `model` is None (explanations on another runtime)."""
+    runtime_name: str = "torch"
+    """The model.runtime that scores, after `load_classifier`'s fallback (torch-bf16 is torch without bf16 kernels)."""
     _load_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     _forward_lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
     """One forward pass at a time: torch already spreads one over every core, so passes from
@@ -305,7 +307,7 @@ def load_classifier(
     """
     quiet_transformers()
     local_dir, version = classifier_folder(location, tracking_uri=tracking_uri, timeout_s=registry_timeout_s)
-    if runtime == "torch-bf16" and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+    if runtime == "torch-bf16" and not cpu_has_bf16():
         logger.warning("model.runtime torch-bf16: this CPU has no bfloat16 kernels; scoring on 'torch' (fp32)")
         runtime = "torch"
     worker = None
@@ -345,6 +347,7 @@ def load_classifier(
         max_windows=max_windows,
         runtime=forward,
         load_model=load_torch,
+        runtime_name=runtime,
     )
 
 
@@ -376,6 +379,15 @@ def _runtime_here(
 def _load_forward(location: str, options: dict[str, Any]) -> Callable[[torch.Tensor, torch.Tensor], np.ndarray]:
     """The forward pass of the classifier at `location`, loaded where this runs (a worker process)."""
     return load_classifier(location, **options).forward_batch
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU has the bfloat16 kernels torch-bf16 needs (oneDNN's own test: AVX512-BF16, AMX, ...).
+
+    Without them bf16 products are emulated and no faster than fp32, so torch-bf16 falls back to
+    fp32; benchmarks print it beside the CPU, because which runtime is fastest depends on it.
+    """
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 
 def bf16_runtime(model: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], np.ndarray]:

@@ -152,6 +152,7 @@ class ModelInfo(BaseModel):
     base_model: str | None
     trained_on: str | None
     risks: list[str]
+    runtime: str = Field(..., description="The runtime that scores (torch-bf16 falls back to torch without bf16).")
 
 
 class FeedbackReceipt(BaseModel):
@@ -555,6 +556,7 @@ class CommsriskService:
             base_model=metadata.get("base_model"),
             trained_on=metadata.get("data_digest"),
             risks=list(RISKS),
+            runtime=self.scorer.classifier.runtime_name,
         )
 
     def _check_length(self, message: Message) -> None:
