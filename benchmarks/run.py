@@ -196,6 +196,9 @@ def throughput(scorer, analyzer, batch_analyzer, frame: pd.DataFrame) -> list[di
     rows.append(rate_row("(2) Presidio BatchAnalyzerEngine", len(texts), t, base))
     t, _ = timed(lambda: scorer.score_batch(messages, explain="signals"))
     rows.append(rate_row("(3) commsrisk Scorer.score_batch (signals only)", len(texts), t, base))
+    chunks = [messages[i : i + 64] for i in range(0, len(messages), 64)]
+    t, _ = timed(lambda: [scorer.score_batch(chunk, explain="signals") for chunk in chunks])
+    rows.append(rate_row("(3d) the same in calls of 64 messages, as /score_batch (64) gets them", len(texts), t, base))
     here = build_scorer(scorer.analyzer, worker_process=False)
     here.score_batch(messages[:8])
     t, _ = timed(lambda: here.score_batch(messages, explain="signals"))

@@ -449,9 +449,7 @@ def build_scorer(
             analyzer = built
         classifier.ready()  # a worker process has loaded beside the NLP step, or says why it could not
     except BaseException:
-        close = getattr(classifier.runtime, "close", None)
-        if close is not None:
-            close()
+        classifier.close()
         raise
     return Scorer(
         analyzer=analyzer,

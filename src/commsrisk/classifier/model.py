@@ -159,6 +159,12 @@ class RiskClassifier:
         if wait is not None:
             wait()
 
+    def close(self) -> None:
+        """End a worker process now (a failed start, a scorer replaced) rather than when collected."""
+        close = getattr(self.runtime, "close", None)
+        if close is not None:
+            close()
+
     def sharing_cores(self) -> AbstractContextManager[None]:
         """While inside, the caller's own work runs beside the forward pass.
 
@@ -330,7 +336,14 @@ def load_classifier(
         (None, worker)
         if worker is not None
         else _runtime_here(
-            location, runtime, load_torch, tokenizer, local_dir, metadata, base_model, onnx_cache_dir, threads
+            runtime,
+            load_torch,
+            location=location,
+            tokenizer=tokenizer,
+            local_dir=local_dir,
+            base_model=base_model or str(metadata.get("base_model", "")),
+            onnx_cache_dir=onnx_cache_dir,
+            threads=threads,
         )
     )
     logger.info("classifier loaded: version=%s runtime=%s", version, runtime)
@@ -352,13 +365,13 @@ def load_classifier(
 
 
 def _runtime_here(
-    location: str,
     runtime: str,
     load_torch: Callable[[], torch.nn.Module],
+    *,
+    location: str,
     tokenizer: PreTrainedTokenizerBase,
     local_dir: Path,
-    metadata: dict[str, Any],
-    base_model: str | None,
+    base_model: str,
     onnx_cache_dir: Path | None,
     threads: int | None,
 ) -> tuple[torch.nn.Module | None, Callable[[torch.Tensor, torch.Tensor], np.ndarray] | None]:
@@ -370,7 +383,7 @@ def _runtime_here(
         from commsrisk.classifier.onnx_runtime import onnx_runtime
 
         folder = local_dir if local_dir.is_dir() else None
-        identity = base_model_identity(base_model or str(metadata.get("base_model", ""))) if folder else location
+        identity = base_model_identity(base_model) if folder else location
         cache = onnx_cache_dir or Path(".commsrisk/onnx")
         return None, onnx_runtime(load_torch, tokenizer, folder, identity, cache, threads, int8=runtime == "onnx-int8")
     return load_torch(), None

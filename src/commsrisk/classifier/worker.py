@@ -157,7 +157,7 @@ class WorkerRuntime:
     def _await_ready(self) -> None:
         if self._failed is not None:
             raise ModelNotAvailableError(self._failed)
-        if self._threads is not None:
+        if self._loaded.is_set():  # the one "loaded" flag: set with _threads, read by _close
             return
         try:
             kind, detail = self._receive(START_TIMEOUT_S)
