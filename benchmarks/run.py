@@ -95,12 +95,12 @@ def cpu_description() -> dict[str, object]:
 
 def runtime_summary() -> dict[str, object]:
     """The classifier runtime in force, and what `benchmarks/runtime.py` last measured of each (its results file)."""
-    from commsrisk.classifier.model import cpu_has_bf16
+    from commsrisk.classifier.model import runtime_in_force
     from commsrisk.settings import Settings
 
-    in_force = Settings.load().model.runtime
-    if in_force == "torch-bf16" and not cpu_has_bf16():
-        in_force = "torch-bf16 setting, scoring on torch (fp32): this CPU has no bf16 kernels"
+    setting = Settings.load().model.runtime
+    scoring = runtime_in_force(setting)
+    in_force = setting if scoring == setting else f"{setting} setting, scoring on {scoring}: no bf16 kernels here"
     path = RESULTS / "runtime.json"
     if not path.is_file():
         return {"in_force": in_force, "measured": "no benchmarks/results/runtime.json: run benchmarks/runtime.py"}

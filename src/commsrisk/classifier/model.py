@@ -313,9 +313,9 @@ def load_classifier(
     """
     quiet_transformers()
     local_dir, version = classifier_folder(location, tracking_uri=tracking_uri, timeout_s=registry_timeout_s)
-    if runtime == "torch-bf16" and not cpu_has_bf16():
+    if runtime_in_force(runtime) != runtime:
         logger.warning("model.runtime torch-bf16: this CPU has no bfloat16 kernels; scoring on 'torch' (fp32)")
-        runtime = "torch"
+        runtime = runtime_in_force(runtime)
     worker = None
     if worker_process:  # started first, so its start-up overlaps the checks and the tokenizer below
         from commsrisk.classifier.worker import WorkerRuntime
@@ -401,6 +401,11 @@ def cpu_has_bf16() -> bool:
     fp32; benchmarks print it beside the CPU, because which runtime is fastest depends on it.
     """
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def runtime_in_force(runtime: str) -> str:
+    """The runtime that scores when `runtime` is asked for: torch-bf16 is torch (fp32) on a CPU without bf16 kernels."""
+    return "torch" if runtime == "torch-bf16" and not cpu_has_bf16() else runtime
 
 
 def bf16_runtime(model: torch.nn.Module) -> Callable[[torch.Tensor, torch.Tensor], np.ndarray]:
